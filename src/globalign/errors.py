@@ -1,0 +1,30 @@
+"""Errors a user can hit. The CLI prints them as one line and exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GlobalignError(Exception):
+    """A problem with the user's input or environment, worded for the user (what, where, what to do)."""
+
+
+class UnknownNameError(GlobalignError):
+    """An unknown model alias, task, preset or config field."""
+
+
+class DataError(GlobalignError):
+    """A missing data file, a malformed row, a wrong column."""
+
+
+class ConfigError(GlobalignError):
+    """A bad run configuration field."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
+    """Build the error for an unknown name, with a near-miss suggestion ("did you mean ...?")."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+    return UnknownNameError(f"unknown {kind} '{name}'{hint}")
