@@ -1,0 +1,226 @@
+"""The transformers backend: any causal LM folder, scored with KV-cache reuse across candidates."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from globalign.errors import GlobalignError
+from globalign.models.base import ModelInfo
+from globalign.models.fingerprint import combine
+from globalign.models.tokenization import SplitCandidate, split_candidates
+from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
+
+# Bumped whenever scoring code changes in a way that could change a number: it is part of the
+# fingerprint, so cached answers from older code are never reused.
+SCORING_VERSION = "hf-1"
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise GlobalignError(f"unknown dtype '{name}'; use float32, bfloat16 or float16") from None
+
+
+class TransformersModel:
+    """A causal LM loaded with transformers from a local folder."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        name: str,
+        source: str,
+        content_hash: str,
+        dtype: str = "float32",
+        add_bos: bool | None = None,
+        family: str = "",
+        device: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 32,
+        trust_remote_code: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code
+        ).to(self.device)
+        self.model.eval()
+        self.bos_id = self.tokenizer.bos_token_id
+        if add_bos is None:
+            add_bos = self._tokenizer_adds_bos()
+        self.info = ModelInfo(
+            name=name,
+            backend="transformers",
+            fingerprint=combine("transformers", SCORING_VERSION, content_hash, dtype, str(add_bos)),
+            source=source,
+            dtype=dtype,
+            add_bos=add_bos,
+            family=family,
+            details={"architecture": type(self.model).__name__, "device": self.device},
+        )
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+
+    # -- tokenisation ---------------------------------------------------------------------------
+    def _tokenizer_adds_bos(self) -> bool:
+        """Whether the tokenizer's own encode() prepends BOS (what the study's tokenizer.encode did)."""
+        with_special = self.tokenizer("a")["input_ids"]
+        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        return bool(self.bos_id is not None and len(with_special) > len(plain) and with_special[0] == self.bos_id)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, with the model's BOS prepended when it expects one (and text lacks it)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.info.add_bos and self.bos_id is not None and not (ids and ids[0] == self.bos_id):
+            ids = [self.bos_id, *ids]
+        return ids
+
+    # -- scoring --------------------------------------------------------------------------------
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        return [self._score_one(r) for r in requests]
+
+    def _score_one(self, request: ScoreRequest) -> list[ContinuationScore]:
+        splits = split_candidates(self.encode, request.prompt, request.continuations)
+        # Candidates share a prefix unless a merge crossed the boundary; each distinct prefix runs once.
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for index, split in enumerate(splits):
+            groups[split.prefix_ids].append(index)
+        results: list[ContinuationScore | None] = [None] * len(splits)
+        for prefix, indices in groups.items():
+            scored = self._score_shared_prefix(prefix, [splits[i] for i in indices])
+            for index, score in zip(indices, scored):
+                results[index] = score
+        return results  # type: ignore[return-value]
+
+    def _score_shared_prefix(self, prefix: tuple[int, ...], splits: list[SplitCandidate]) -> list[ContinuationScore]:
+        import torch
+
+        if not prefix:
+            raise GlobalignError("cannot score a continuation of an empty prompt for a model without BOS")
+        with torch.inference_mode():
+            prefix_ids = torch.tensor([prefix], device=self.device)
+            out = self.model(input_ids=prefix_ids, use_cache=True, logits_to_keep=1)
+            first_logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            cache = out.past_key_values
+            scores: list[ContinuationScore] = []
+            for start in range(0, len(splits), self.batch_size):
+                chunk = splits[start : start + self.batch_size]
+                scores.extend(self._score_chunk(prefix, cache, first_logprobs, chunk))
+        return scores
+
+    def _score_chunk(self, prefix, cache, first_logprobs, chunk: list[SplitCandidate]) -> list[ContinuationScore]:
+        import torch
+
+        lengths = [len(s.continuation_ids) for s in chunk]
+        width = max(lengths)
+        if width == 0:
+            return [ContinuationScore(0.0, 0, s.boundary_merge) for s in chunk]
+        ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(chunk), len(prefix) + width), dtype=torch.long, device=self.device)
+        mask[:, : len(prefix)] = 1
+        for row, split in enumerate(chunk):
+            ids[row, : lengths[row]] = torch.tensor(split.continuation_ids, device=self.device)
+            mask[row, len(prefix) : len(prefix) + lengths[row]] = 1
+        logprob_rows = None
+        if width > 1:
+            # The cache is extended in place by a forward pass: give each chunk its own copy.
+            chunk_cache = copy.deepcopy(cache)
+            chunk_cache.batch_repeat_interleave(len(chunk))
+            out = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], past_key_values=chunk_cache, use_cache=True)
+            logprob_rows = torch.log_softmax(out.logits.float(), dim=-1)
+        scores = []
+        for row, split in enumerate(chunk):
+            n = lengths[row]
+            if n == 0:
+                scores.append(ContinuationScore(0.0, 0, split.boundary_merge))
+                continue
+            total = -first_logprobs[split.continuation_ids[0]].item()
+            if n > 1:
+                later = torch.tensor(split.continuation_ids[1:], device=self.device)
+                total -= logprob_rows[row, torch.arange(n - 1), later].sum().item()
+            scores.append(ContinuationScore(total, n, split.boundary_merge))
+        return scores
+
+    def score_naive(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """Reference scoring: one full forward pass of prompt + candidate per candidate (the study's way)."""
+        import torch
+
+        results = []
+        with torch.inference_mode():
+            for request in requests:
+                row = []
+                for split in split_candidates(self.encode, request.prompt, request.continuations):
+                    if not split.continuation_ids:
+                        row.append(ContinuationScore(0.0, 0, split.boundary_merge))
+                        continue
+                    full = torch.tensor([split.prefix_ids + split.continuation_ids], device=self.device)
+                    logprobs = torch.log_softmax(self.model(input_ids=full).logits[0].float(), dim=-1)
+                    n_prefix, n = len(split.prefix_ids), len(split.continuation_ids)
+                    positions = torch.arange(n_prefix - 1, n_prefix - 1 + n)
+                    targets = full[0, n_prefix:]
+                    row.append(ContinuationScore(-logprobs[positions, targets].sum().item(), n, split.boundary_merge))
+                results.append(row)
+        return results
+
+    # -- generation -----------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
+        """Batched greedy decoding with left padding; a batch stops when every sequence has ended."""
+        import torch
+
+        outputs: list[str] = [""] * len(requests)
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, len(requests[i].prompt)))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                max_new = max(requests[i].max_new_tokens for i in batch)
+                encoded = [self.encode(requests[i].prompt) for i in batch]
+                width = max(len(e) for e in encoded)
+                ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long, device=self.device)
+                mask = torch.zeros((len(batch), width), dtype=torch.long, device=self.device)
+                for row, e in enumerate(encoded):
+                    ids[row, width - len(e) :] = torch.tensor(e, device=self.device)
+                    mask[row, width - len(e) :] = 1
+                generated = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new,
+                    do_sample=False,
+                    pad_token_id=self.pad_id,
+                )
+                for row, index in enumerate(batch):
+                    new = generated[row, width : width + requests[index].max_new_tokens]
+                    text = self.tokenizer.decode(new, skip_special_tokens=True)
+                    outputs[index] = _cut_at_stop(text, requests[index].stop)
+        return outputs
+
+    def apply_chat_template(self, user_message: str) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise GlobalignError(f"model '{self.info.name}' has no chat template; use --prompt-format raw")
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+
+    def close(self) -> None:
+        del self.model
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = len(text)
+    for stop in stops:
+        position = text.find(stop)
+        if position != -1:
+            cut = min(cut, position)
+    return text[:cut]

@@ -1,0 +1,91 @@
+"""Turn the model id a user gives into a loaded backend.
+
+Accepted: a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`), a local HF folder, a GGUF file
+(converted once to a safetensors cache), or a Hugging Face hub id (`owner/name`, online only).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from globalign.errors import GlobalignError, unknown_name
+from globalign.models.base import LanguageModel
+from globalign.models.fingerprint import folder_sha256
+from globalign.models.gguf_convert import conversion_meta, converted_folder
+from globalign.models.packaged import PACKAGED_MODELS, packaged_gguf_path
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_FILES = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.jinja", "*.txt"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load one model: what the config's `models:` entries and `--model` flags become."""
+
+    name: str
+    dtype: str = "float32"
+    revision: str | None = None  # hub revision (branch, tag or commit)
+    trust_remote_code: bool = False  # only when the user asks for it
+    batch_size: int = 32
+    device: str | None = None
+    threads: int | None = None
+
+
+def load_model(spec: ModelSpec) -> LanguageModel:
+    from globalign.models.hf import TransformersModel
+
+    folder, source, content_hash, add_bos, family = _locate(spec)
+    return TransformersModel(
+        folder,
+        name=spec.name,
+        source=source,
+        content_hash=content_hash,
+        dtype=spec.dtype,
+        add_bos=add_bos,
+        family=family,
+        device=spec.device,
+        threads=spec.threads,
+        batch_size=spec.batch_size,
+        trust_remote_code=spec.trust_remote_code,
+    )
+
+
+def _locate(spec: ModelSpec) -> tuple[Path, str, str, bool | None, str]:
+    """(folder, source description, content hash, add_bos or None to ask the tokenizer, family)."""
+    name = spec.name
+    if name in PACKAGED_MODELS:
+        gguf = packaged_gguf_path(name)
+        folder = converted_folder(gguf)
+        meta = conversion_meta(folder)
+        return folder, f"{gguf} (converted: {folder})", meta["sha256"], meta["add_bos"], PACKAGED_MODELS[name].family
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise GlobalignError(f"model '{name}': GGUF file not found")
+        folder = converted_folder(path)
+        meta = conversion_meta(folder)
+        return folder, f"{path} (converted: {folder})", meta["sha256"], meta["add_bos"], ""
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise GlobalignError(f"model '{name}': folder has no config.json (not a Hugging Face model folder)")
+        return path, str(path.resolve()), folder_sha256(path), None, ""
+    if _HUB_ID.match(name) and not path.exists():
+        folder = _download(name, spec.revision)
+        # snapshot folders are named by commit: the hub's content address is our content hash.
+        return folder, f"hub:{name}@{folder.name}", f"hub:{name}@{folder.name}", None, ""
+    raise unknown_name("model", name, PACKAGED_MODELS)
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_FILES))
+    except Exception as exc:  # offline, gated, missing: the hub client raises many types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GlobalignError(
+            f"model '{repo_id}': cannot fetch from the Hugging Face hub ({first_line}); "
+            "pass a local folder or GGUF file instead"
+        ) from exc

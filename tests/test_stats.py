@@ -1,0 +1,243 @@
+"""Claims made by globalign.stats, each checked against a hand computation or scipy."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, permutation_test
+
+from globalign.stats import Estimate, holm, mcnemar, mean_ci, paired_difference
+from globalign.stats.paired import EXACT_MAX_N
+
+
+def _mean_diff(x, y, axis):
+    return np.mean(y - x, axis=axis)
+
+
+# ---------------------------------------------------------------- mean_ci
+
+
+def test_constant_values_give_a_zero_width_interval_at_the_value():
+    est = mean_ci([0.1] * 7)
+    assert est == Estimate(0.1, 0.1, 0.1, 7)
+
+
+def test_two_point_sample_interval_contains_the_mean_and_stays_within_the_range():
+    values = [0.0] * 30 + [1.0] * 20
+    est = mean_ci(values, n_boot=2000, seed=3)
+    assert est.value == pytest.approx(0.4)
+    assert 0.0 <= est.ci_low < 0.4 < est.ci_high <= 1.0
+    # Binomial standard error sqrt(.4 * .6 / 50) ~ 0.069, so the 95% interval is ~ +-0.136.
+    assert est.ci_high - est.ci_low == pytest.approx(2 * 1.96 * math.sqrt(0.24 / 50), rel=0.15)
+
+
+def test_95_percent_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    true_mean, reps = 5.0, 200
+    covered = 0
+    for rep in range(reps):
+        sample = np.random.default_rng(10_000 + rep).normal(true_mean, 2.0, size=200)
+        est = mean_ci(sample, n_boot=1000, seed=rep)
+        covered += est.ci_low <= true_mean <= est.ci_high
+    # 200 repetitions: binomial sd ~ 1.5 points; an 68% or a 99.9% interval fails this.
+    assert 0.90 <= covered / reps <= 0.985
+
+
+def test_same_seed_same_interval_other_seed_other_interval():
+    values = np.random.default_rng(0).exponential(size=100)
+    assert mean_ci(values, seed=7) == mean_ci(values, seed=7)
+    assert mean_ci(values, seed=7) != mean_ci(values, seed=8)
+
+
+def test_nan_values_are_dropped_and_not_counted():
+    with_nan = mean_ci([1.0, np.nan, 3.0, np.nan, 2.0], seed=1)
+    assert with_nan == mean_ci([1.0, 3.0, 2.0], seed=1)
+    assert with_nan.n == 3 and with_nan.value == pytest.approx(2.0)
+
+
+def test_empty_or_all_nan_input_is_all_nan_with_n_zero():
+    for values in ([], [np.nan, np.nan]):
+        est = mean_ci(values)
+        assert est.n == 0
+        assert all(math.isnan(v) for v in (est.value, est.ci_low, est.ci_high))
+
+
+def test_single_value_has_a_degenerate_interval():
+    assert mean_ci([np.nan, 4.5]) == Estimate(4.5, 4.5, 4.5, 1)
+
+
+def test_wider_confidence_gives_a_wider_interval():
+    values = np.random.default_rng(1).normal(size=80)
+    narrow, wide = mean_ci(values, confidence=0.8), mean_ci(values, confidence=0.99)
+    assert wide.ci_low < narrow.ci_low < narrow.ci_high < wide.ci_high
+
+
+def test_bootstrap_memory_stays_bounded_for_many_items():
+    # Unchunked, 400 resamples of 50,000 items need a 160 MB index matrix.
+    values = np.random.default_rng(2).random(50_000)
+    tracemalloc.start()
+    try:
+        mean_ci(values, n_boot=400)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError):
+        mean_ci([1.0, 2.0], confidence=1.0)
+    with pytest.raises(ValueError):
+        mean_ci([1.0, 2.0], n_boot=0)
+    with pytest.raises(ValueError):
+        mean_ci([[1.0, 2.0]])
+
+
+# ---------------------------------------------------------------- paired_difference
+
+
+def test_delta_is_the_mean_of_b_minus_a():
+    a, b = [0.2, 0.5, 0.9, 0.4], [0.3, 0.5, 0.6, 1.0]
+    res = paired_difference(a, b)
+    assert res.delta == pytest.approx((0.1 + 0.0 - 0.3 + 0.6) / 4)
+    assert res.n == 4
+
+
+def test_exact_p_for_differences_1_2_3_is_two_of_eight_sign_patterns():
+    # Of the 8 sign patterns of (1, 2, 3) only +++ and --- reach |mean| >= 2.
+    res = paired_difference([0.0, 0.0, 0.0], [1.0, 2.0, 3.0])
+    assert res.p_value == pytest.approx(0.25)
+    assert res.delta == pytest.approx(2.0)
+    assert "exact" in res.test
+
+
+def test_exact_p_matches_scipy_full_enumeration():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=EXACT_MAX_N)
+    b = a + rng.normal(0.4, 1.0, size=EXACT_MAX_N)
+    ref = permutation_test(
+        (a, b), _mean_diff, permutation_type="samples", vectorized=True, n_resamples=np.inf
+    )
+    assert paired_difference(a, b).p_value == pytest.approx(ref.pvalue, abs=1e-12)
+
+
+def test_monte_carlo_p_agrees_with_scipy_permutation_test():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=40)
+    b = a + rng.normal(0.3, 1.0, size=40)
+    ours = paired_difference(a, b, n_perm=10_000, seed=11)
+    ref = permutation_test(
+        (a, b), _mean_diff, permutation_type="samples", vectorized=True, n_resamples=10_000, random_state=12
+    )
+    assert "exact" not in ours.test
+    assert 0.02 < ref.pvalue < 0.5  # a p-value where agreement is informative
+    assert ours.p_value == pytest.approx(ref.pvalue, abs=0.02)
+
+
+def test_paired_interval_is_the_bootstrap_of_the_differences():
+    rng = np.random.default_rng(6)
+    a, b = rng.random(60), rng.random(60)
+    res = paired_difference(a, b, seed=9)
+    est = mean_ci(b - a, seed=9)
+    assert (res.ci_low, res.ci_high) == (est.ci_low, est.ci_high)
+    assert res.ci_low < res.delta < res.ci_high
+
+
+def test_paired_result_is_deterministic_given_seed():
+    rng = np.random.default_rng(7)
+    a, b = rng.random(30), rng.random(30)
+    assert paired_difference(a, b, seed=3) == paired_difference(a, b, seed=3)
+
+
+def test_pairs_with_a_nan_on_either_side_are_dropped():
+    res = paired_difference([1.0, np.nan, 2.0, 5.0], [2.0, 1.0, np.nan, 7.0])
+    assert res.n == 2 and res.delta == pytest.approx(1.5)
+
+
+def test_identical_models_give_zero_delta_and_p_one():
+    res = paired_difference([0.3, 0.7, 0.1], [0.3, 0.7, 0.1])
+    assert (res.delta, res.ci_low, res.ci_high, res.p_value, res.n) == (0.0, 0.0, 0.0, 1.0, 3)
+
+
+def test_no_pairs_gives_nan():
+    res = paired_difference([np.nan], [1.0])
+    assert res.n == 0 and math.isnan(res.delta) and math.isnan(res.p_value)
+
+
+def test_length_mismatch_raises():
+    with pytest.raises(ValueError, match="same items"):
+        paired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+# ---------------------------------------------------------------- mcnemar
+
+
+def test_mcnemar_p_is_the_exact_binomial_test_of_discordant_pairs():
+    # 8 items only A gets right, 2 only B gets right, 5 both right, 3 both wrong.
+    a = [1] * 8 + [0] * 2 + [1] * 5 + [0] * 3
+    b = [0] * 8 + [1] * 2 + [1] * 5 + [0] * 3
+    res = mcnemar(a, b)
+    assert res.p_value == pytest.approx(binomtest(2, 10).pvalue)
+    assert res.p_value == pytest.approx(2 * (1 + 10 + 45) / 2**10)
+    assert res.delta == pytest.approx((7 - 13) / 18)
+    assert res.n == 18 and res.test == "McNemar exact"
+    assert res.ci_low <= res.delta <= res.ci_high
+
+
+def test_mcnemar_accepts_booleans_and_drops_nan_pairs():
+    res = mcnemar([True, False, True, np.nan], [True, True, False, 1.0])
+    assert res.n == 3 and res.delta == pytest.approx(0.0)
+    assert res.p_value == pytest.approx(1.0)
+
+
+def test_mcnemar_rejects_non_binary_values():
+    with pytest.raises(ValueError, match="binary"):
+        mcnemar([0, 1, 2], [0, 1, 1])
+
+
+# ---------------------------------------------------------------- holm
+
+
+def _holm_as_statsmodels_writes_it(p):
+    """statsmodels.stats.multitest.multipletests(method='holm'), transcribed."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    sorted_p = p[order]
+    ntests = len(p)
+    corrected = np.maximum.accumulate(sorted_p * np.arange(ntests, 0, -1))
+    corrected[corrected > 1] = 1
+    out = np.empty_like(corrected)
+    out[order] = corrected
+    return out
+
+
+def test_holm_hand_worked_example():
+    # Sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06.
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_holm_matches_the_statsmodels_definition():
+    p = np.random.default_rng(8).random(25) ** 3
+    assert holm(list(p)) == pytest.approx(list(_holm_as_statsmodels_writes_it(p)))
+
+
+def test_holm_is_capped_at_one_and_never_below_the_raw_p():
+    p = [0.2, 0.5, 0.9, 0.04]
+    adjusted = holm(p)
+    assert max(adjusted) == 1.0
+    assert all(adj >= raw for adj, raw in zip(adjusted, p))
+
+
+def test_holm_passes_nan_through_and_does_not_count_it():
+    adjusted = holm([0.01, np.nan, 0.04, 0.03])
+    assert math.isnan(adjusted[1])
+    assert [adjusted[i] for i in (0, 2, 3)] == pytest.approx([0.03, 0.06, 0.06])
+    assert all(math.isnan(v) for v in holm([np.nan, np.nan]))
+    assert holm([]) == []
+
+
+def test_holm_rejects_values_outside_unit_interval():
+    with pytest.raises(ValueError):
+        holm([0.5, 1.5])
