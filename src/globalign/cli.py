@@ -1,0 +1,174 @@
+"""The `globalign` command line: run, demo, models, tasks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from globalign import __version__
+from globalign.errors import GlobalignError
+from globalign.tasks.base import PROMPT_FORMATS
+
+EXIT_USER_ERROR = 2
+
+
+def _quiet_libraries() -> None:
+    # transformers' own warnings and weight-loading bars drown the progress that matters.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", metavar="ID",
+                        help="model: packaged alias, local HF folder, GGUF file or hub id (repeatable; "
+                             "the first is the base every other model is compared against)")
+    parser.add_argument("--task", action="append", metavar="NAME", help="task to run (repeatable); see `globalign tasks`")
+    parser.add_argument("--limit", type=int, metavar="N", help="score a seeded sample of N items per task")
+    parser.add_argument("--seed", type=int, help="seed for sampling and prompts (default 221, the study's)")
+    parser.add_argument("--prompt-format", choices=PROMPT_FORMATS, help="raw text (the study's) or the model's chat template")
+    parser.add_argument("--countries", metavar="SET",
+                        help="global_opinions countries: all (default), study7, or a comma-separated list")
+    parser.add_argument("--study-parser", action="store_true",
+                        help="global_opinions: replay the study's selections-parsing bug (reproduction only)")
+    parser.add_argument("--output", metavar="DIR", help="run folder to write")
+    parser.add_argument("--data-dir", metavar="DIR", help="evaluation data (default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="model dtype (default float32)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="candidates or prompts per forward pass")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the checkpoint (off by default)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+    parser.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="globalign",
+        description="Audit what alignment does to who a language model serves (dialects, languages, countries).",
+    )
+    parser.add_argument("--version", action="version", version=f"globalign {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run models on tasks from a YAML config and/or flags",
+                         description="Run models on tasks. Flags override the config file's fields.")
+    run.add_argument("config", nargs="?", type=Path, help="YAML run config (see docs/usage.md)")
+    _add_run_flags(run)
+
+    demo = sub.add_parser("demo", help="run the packaged demo models on a small sample (< 5 min on 2 cores)")
+    demo.add_argument("--output", default="out/demo", metavar="DIR", help="run folder (default out/demo)")
+    demo.add_argument("--data-dir", metavar="DIR", help="evaluation data (default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    models = sub.add_parser("models", help="list the packaged models, or prepare (convert) them")
+    models.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
+
+    sub.add_parser("tasks", help="list the tasks and their options")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace):
+    from globalign.config import load_config_file, parse_config
+
+    raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    source = str(args.config) if args.config else "command line"
+    if args.model:
+        raw["models"] = list(args.model)
+    if args.task:
+        raw["tasks"] = list(args.task)
+    for flag, key in (("limit", "limit"), ("seed", "seed"), ("prompt_format", "prompt_format"),
+                      ("output", "output"), ("data_dir", "data_dir"), ("batch_size", "batch_size"),
+                      ("threads", "threads")):
+        if getattr(args, flag) is not None:
+            raw[key] = getattr(args, flag)
+    if args.no_cache:
+        raw["cache"] = False
+    if args.n_boot is not None:
+        raw.setdefault("stats", {})["n_boot"] = args.n_boot
+    model_overrides = {k: v for k, v in (("dtype", args.dtype), ("trust_remote_code", args.trust_remote_code or None))
+                       if v is not None}
+    if model_overrides and isinstance(raw.get("models"), list):
+        raw["models"] = [{**({"name": m} if isinstance(m, str) else m), **model_overrides} for m in raw["models"]]
+    task_overrides = {k: v for k, v in (("countries", args.countries), ("study_parser", args.study_parser or None))
+                      if v is not None}
+    if task_overrides and isinstance(raw.get("tasks"), list):
+        raw["tasks"] = [{**({"name": t} if isinstance(t, str) else t), **task_overrides} for t in raw["tasks"]]
+    if not args.config and not args.model:
+        raise GlobalignError("give a config file or at least one --model (see `globalign run --help`)")
+    return parse_config(raw, source)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from globalign.pipeline import run
+    from globalign.report.console import print_summary
+
+    config = _config_from_args(args)
+    summary = run(config, progress=not args.quiet)
+    print_summary(summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from globalign.demo import run_demo
+
+    run_demo(Path(args.output), data_dir=args.data_dir, progress=not args.quiet)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from globalign.models.packaged import PACKAGED_MODELS
+
+    if args.action == "prepare":
+        from globalign.models.gguf_convert import converted_folder
+        from globalign.models.packaged import packaged_gguf_path
+
+        for alias in PACKAGED_MODELS:
+            print(f"{alias}: {converted_folder(packaged_gguf_path(alias))}")
+        return 0
+    for model in PACKAGED_MODELS.values():
+        kind = "aligned" if model.aligned else "base"
+        print(f"{model.alias:24} {kind:8} {model.family:26} {model.description}  [{model.package}]")
+    print("Also accepted: a local Hugging Face folder, a .gguf file, or a hub id (owner/name, online only).")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from globalign.tasks.registry import TASK_OPTIONS
+
+    for name, options in TASK_OPTIONS.items():
+        print(name)
+        for option, help_text in options.items():
+            print(f"  {option}: {help_text}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("run", "demo", "models"):
+            _quiet_libraries()
+        return COMMANDS[args.command](args)
+    except GlobalignError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"globalign: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("globalign: interrupted; rerun the same command to resume from the request cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

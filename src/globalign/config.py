@@ -1,0 +1,176 @@
+"""The typed run configuration (YAML file or CLI flags) and its validation.
+
+Example:
+    models:
+      - gemma-3-270m                       # base
+      - name: smollm2-135m-instruct        # aligned
+        dtype: float32
+    tasks:
+      - name: global_opinions
+        countries: study7
+    limit: 50
+    seed: 221
+    prompt_format: raw                     # raw (the study's) or chat (the model's chat template)
+    output: out/run1
+    compare: [[gemma-3-270m, smollm2-135m-instruct]]   # default: every model vs the first
+    stats: {n_boot: 10000, n_perm: 10000}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from globalign.errors import ConfigError
+from globalign.models.resolve import ModelSpec
+from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
+
+_RUN_FIELDS = {"models", "tasks", "output", "limit", "seed", "prompt_format", "data_dir", "compare", "stats",
+               "cache", "threads", "batch_size"}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: tuple[ModelSpec, ...]
+    tasks: tuple[TaskConfig, ...]
+    output: Path
+    limit: int | None = None
+    seed: int = 221
+    prompt_format: str = "raw"
+    data_dir: str | None = None
+    compare: tuple[tuple[str, str], ...] = ()
+    stats: StatsSettings = StatsSettings()
+    cache: bool = True
+
+    def comparison_pairs(self) -> list[tuple[str, str]]:
+        if self.compare:
+            return list(self.compare)
+        base = self.models[0].name
+        return [(base, m.name) for m in self.models[1:]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": [vars(m) for m in self.models],
+            "tasks": [{"name": t.name, **t.options} for t in self.tasks],
+            "output": str(self.output),
+            "limit": self.limit,
+            "seed": self.seed,
+            "prompt_format": self.prompt_format,
+            "data_dir": self.data_dir,
+            "compare": [list(p) for p in self.comparison_pairs()],
+            "stats": vars(self.stats),
+            "cache": self.cache,
+        }
+
+
+def _fail(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}")
+
+
+def _int(value: Any, where: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(where, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _model(entry: Any, where: str, defaults: dict[str, Any]) -> ModelSpec:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+        raise _fail(where, "must be a model id or a mapping with a 'name'")
+    known = {f.name for f in fields(ModelSpec)}
+    extra = set(entry) - known
+    if extra:
+        raise _fail(where, f"unknown field '{sorted(extra)[0]}' (known: {', '.join(sorted(known))})")
+    values = {**defaults, **entry}
+    for key in ("batch_size", "threads"):
+        if values.get(key) is not None:
+            _int(values[key], f"{where}.{key}", 1)
+    if not isinstance(values.get("trust_remote_code", False), bool):
+        raise _fail(f"{where}.trust_remote_code", "must be true or false")
+    return ModelSpec(**values)
+
+
+def _task(entry: Any, where: str) -> TaskConfig:
+    if isinstance(entry, str):
+        return TaskConfig(entry)
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise _fail(where, "must be a task name or a mapping with a 'name'")
+    options = {k: v for k, v in entry.items() if k != "name"}
+    return TaskConfig(entry["name"], options)
+
+
+def parse_config(raw: Any, source: str) -> RunConfig:
+    """Validate a config mapping (from YAML or flags); errors name the field and the source."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: must be a mapping of fields (models, tasks, output, ...)")
+    extra = set(raw) - _RUN_FIELDS
+    if extra:
+        raise _fail(f"{source}: {sorted(extra)[0]}", f"unknown field (known: {', '.join(sorted(_RUN_FIELDS))})")
+    models_raw = raw.get("models")
+    if not isinstance(models_raw, list) or not models_raw:
+        raise _fail(f"{source}: models", "give at least one model")
+    defaults = {k: raw[k] for k in ("threads", "batch_size") if raw.get(k) is not None}
+    models = tuple(_model(m, f"{source}: models[{i}]", defaults) for i, m in enumerate(models_raw))
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise _fail(f"{source}: models", "a model is listed twice")
+    tasks_raw = raw.get("tasks")
+    if not isinstance(tasks_raw, list) or not tasks_raw:
+        raise _fail(f"{source}: tasks", "give at least one task")
+    tasks = tuple(_task(t, f"{source}: tasks[{i}]") for i, t in enumerate(tasks_raw))
+    if not raw.get("output") or not isinstance(raw["output"], str | Path):
+        raise _fail(f"{source}: output", "give the output folder")
+    prompt_format = raw.get("prompt_format", "raw")
+    if prompt_format not in PROMPT_FORMATS:
+        raise _fail(f"{source}: prompt_format", f"must be one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
+    limit = raw.get("limit")
+    if limit is not None:
+        limit = _int(limit, f"{source}: limit", 1)
+    compare = []
+    for i, pair in enumerate(raw.get("compare") or []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(p in names for p in pair)):
+            raise _fail(f"{source}: compare[{i}]", f"must be [model_a, model_b] naming listed models, got {pair!r}")
+        compare.append((pair[0], pair[1]))
+    stats_raw = raw.get("stats") or {}
+    if not isinstance(stats_raw, dict) or set(stats_raw) - {"n_boot", "n_perm", "seed"}:
+        raise _fail(f"{source}: stats", "may hold n_boot, n_perm and seed")
+    stats = StatsSettings(**{k: _int(v, f"{source}: stats.{k}", 0 if k == "seed" else 1) for k, v in stats_raw.items()})
+    return RunConfig(
+        models=models,
+        tasks=tasks,
+        output=Path(raw["output"]),
+        limit=limit,
+        seed=_int(raw.get("seed", 221), f"{source}: seed"),
+        prompt_format=prompt_format,
+        data_dir=raw.get("data_dir"),
+        compare=tuple(compare),
+        stats=stats,
+        cache=bool(raw.get("cache", True)),
+    )
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """The raw mapping of a YAML config file (validated later, after CLI overrides)."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return raw if raw is not None else {}

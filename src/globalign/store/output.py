@@ -1,0 +1,76 @@
+"""The run folder (the output contract in DESIGN.md), written all at once.
+
+Files are written into a hidden sibling folder and swapped into place at the end, so an interrupted
+or failed run never leaves a half-written output folder (resuming is the request cache's job).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from globalign.errors import GlobalignError
+from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord
+
+MANIFEST = "manifest.json"
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse early (before any model runs) to replace a folder that is not a globalign output."""
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file())):
+        raise GlobalignError(f"output {path} exists and is not a globalign run folder; choose another --output")
+
+
+def _number(value: float) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
+
+
+def _write_rows(path: Path, row_type: type, rows: Iterable[Any]) -> None:
+    names = [f.name for f in fields(row_type)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in rows:
+            values = asdict(row)
+            writer.writerow([_number(values[n]) if isinstance(values[n], float) else values[n] for n in names])
+
+
+def write_run_folder(
+    path: Path,
+    manifest: dict[str, Any],
+    metrics: Sequence[MetricRow],
+    comparisons: Sequence[ComparisonRow],
+    samples: Iterable[SampleRecord],
+) -> None:
+    check_output_dir(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
+        _write_rows(work / "metrics.csv", MetricRow, metrics)
+        _write_rows(work / "comparisons.csv", ComparisonRow, comparisons)
+        with (work / "samples.jsonl").open("w", encoding="utf-8") as handle:
+            for record in samples:
+                handle.write(json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+        _swap_into_place(work, path)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap_into_place(work: Path, path: Path) -> None:
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(work, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, path)

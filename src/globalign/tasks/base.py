@@ -1,0 +1,115 @@
+"""What every task (protocol) provides, and the typed rows that flow from tasks to the output folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from globalign.engine.runner import Engine
+
+PROMPT_FORMATS = ("raw", "chat")
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """One prompt in both formats: the study's raw text, or a user turn + the start of the answer."""
+
+    raw: str
+    user: str
+    assistant_prefix: str = ""
+
+
+def render_prompt(parts: PromptParts, prompt_format: str, engine: Engine) -> str:
+    """The text sent to the model. Prompt format is a recorded run factor, never guessed."""
+    if prompt_format == "raw":
+        return parts.raw
+    return engine.model.apply_chat_template(parts.user) + parts.assistant_prefix
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    n_boot: int = 10_000
+    n_perm: int = 10_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Run-wide settings plus this task's own options (validated by the task)."""
+
+    limit: int | None = None
+    seed: int = 221
+    prompt_format: str = "raw"
+    data_dir: Path | None = None
+    stats: StatsSettings = StatsSettings()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One row of samples.jsonl: one item scored by one model."""
+
+    task: str
+    model: str
+    item_id: str
+    group: str
+    prompt_hash: str
+    prediction: str
+    distribution: list[float] | None
+    metrics: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    task: str
+    model: str
+    group: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    task: str
+    group: str
+    metric: str
+    model_a: str
+    model_b: str
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    test: str
+    n: int
+
+
+class Task(Protocol):
+    name: str
+
+    def manifest(self) -> dict[str, Any]:
+        """What the manifest records about this task's data and options."""
+        ...
+
+    def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
+        """Score every item with the engine's model."""
+        ...
+
+    def metrics(self, records: Mapping[str, Sequence[SampleRecord]]) -> list[MetricRow]:
+        """Aggregates with CIs, per model (records keyed by model name)."""
+        ...
+
+    def comparisons(
+        self, records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]]
+    ) -> list[ComparisonRow]:
+        """Paired model_b - model_a differences on the same items, with corrected p-values."""
+        ...

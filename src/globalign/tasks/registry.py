@@ -1,0 +1,21 @@
+"""Task names users and configs refer to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from globalign.errors import unknown_name
+from globalign.tasks import global_opinions
+from globalign.tasks.base import Task, TaskSettings
+
+TASKS: dict[str, Callable[[TaskSettings], Task]] = {
+    global_opinions.NAME: global_opinions.GlobalOpinionsTask,
+}
+
+TASK_OPTIONS: dict[str, dict[str, str]] = {global_opinions.NAME: global_opinions.OPTIONS}
+
+
+def make_task(name: str, settings: TaskSettings) -> Task:
+    if name not in TASKS:
+        raise unknown_name("task", name, TASKS)
+    return TASKS[name](settings)
