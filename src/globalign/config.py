@@ -30,6 +30,7 @@ from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
 
 _RUN_FIELDS = {"models", "tasks", "output", "limit", "seed", "prompt_format", "data_dir", "compare", "stats",
                "cache", "threads", "batch_size"}
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def _model(entry: Any, where: str, defaults: dict[str, Any]) -> ModelSpec:
             _int(values[key], f"{where}.{key}", 1)
     if not isinstance(values.get("trust_remote_code", False), bool):
         raise _fail(f"{where}.trust_remote_code", "must be true or false")
+    if values.get("dtype", "float32") not in DTYPES:
+        raise _fail(f"{where}.dtype", f"must be one of {', '.join(DTYPES)}, got {values['dtype']!r}")
     return ModelSpec(**values)
 
 
@@ -128,6 +131,9 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     if not isinstance(tasks_raw, list) or not tasks_raw:
         raise _fail(f"{source}: tasks", "give at least one task")
     tasks = tuple(_task(t, f"{source}: tasks[{i}]") for i, t in enumerate(tasks_raw))
+    task_names = [t.name for t in tasks]
+    if len(set(task_names)) != len(task_names):
+        raise _fail(f"{source}: tasks", "a task is listed twice")
     if not raw.get("output") or not isinstance(raw["output"], str | Path):
         raise _fail(f"{source}: output", "give the output folder")
     prompt_format = raw.get("prompt_format", "raw")
@@ -136,8 +142,11 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     limit = raw.get("limit")
     if limit is not None:
         limit = _int(limit, f"{source}: limit", 1)
+    compare_raw = raw.get("compare") or []
+    if not isinstance(compare_raw, list):
+        raise _fail(f"{source}: compare", f"must be a list of [model_a, model_b] pairs, got {compare_raw!r}")
     compare = []
-    for i, pair in enumerate(raw.get("compare") or []):
+    for i, pair in enumerate(compare_raw):
         if not (isinstance(pair, list) and len(pair) == 2 and all(p in names for p in pair)):
             raise _fail(f"{source}: compare[{i}]", f"must be [model_a, model_b] naming listed models, got {pair!r}")
         compare.append((pair[0], pair[1]))
@@ -145,6 +154,12 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     if not isinstance(stats_raw, dict) or set(stats_raw) - {"n_boot", "n_perm", "seed"}:
         raise _fail(f"{source}: stats", "may hold n_boot, n_perm and seed")
     stats = StatsSettings(**{k: _int(v, f"{source}: stats.{k}", 0 if k == "seed" else 1) for k, v in stats_raw.items()})
+    data_dir = raw.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str | Path):
+        raise _fail(f"{source}: data_dir", f"must be a folder path, got {data_dir!r}")
+    cache = raw.get("cache", True)
+    if not isinstance(cache, bool):
+        raise _fail(f"{source}: cache", f"must be true or false, got {cache!r}")
     return RunConfig(
         models=models,
         tasks=tasks,
@@ -152,10 +167,10 @@ def parse_config(raw: Any, source: str) -> RunConfig:
         limit=limit,
         seed=_int(raw.get("seed", 221), f"{source}: seed"),
         prompt_format=prompt_format,
-        data_dir=raw.get("data_dir"),
+        data_dir=str(data_dir) if data_dir is not None else None,
         compare=tuple(compare),
         stats=stats,
-        cache=bool(raw.get("cache", True)),
+        cache=cache,
     )
 
 
@@ -167,10 +182,16 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or type(exc).__name__})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    return raw if raw is not None else {}
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping of fields (models, tasks, output, ...), got a {type(raw).__name__}")
+    return raw

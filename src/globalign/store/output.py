@@ -11,7 +11,7 @@ import json
 import math
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -52,7 +52,9 @@ def write_run_folder(
 ) -> None:
     check_output_dir(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    # mkdir (not mkdtemp, which is private: 0700) so the run folder gets the user's usual permissions.
+    work = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
     try:
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
         _write_rows(work / "metrics.csv", MetricRow, metrics)

@@ -1,0 +1,66 @@
+"""The shared-prompt engine gives the same scores as naive per-candidate scoring, on the real models."""
+
+from __future__ import annotations
+
+import pytest
+
+from globalign.data.global_opinions import load_global_opinions
+from globalign.engine.runner import Engine
+from globalign.models.resolve import ModelSpec, load_model
+from globalign.requests import ScoreRequest
+from globalign.store.request_cache import RequestCache
+from globalign.tasks.global_opinions import build_prompt, candidates
+
+pytestmark = pytest.mark.slow
+TOLERANCE_NATS = 1e-4
+
+
+@pytest.fixture(scope="module", params=["smollm2-135m-instruct", "gemma-3-270m"])
+def model(request):
+    loaded = load_model(ModelSpec(request.param, batch_size=3))  # small batches: exercise chunking too
+    yield loaded
+    loaded.close()
+
+
+def _requests(data_dir) -> list[ScoreRequest]:
+    questions = load_global_opinions(data_dir).questions
+    picked = [questions[i] for i in (0, 48, 700, 2300, 2555)]  # GAS, numeric options, WVS
+    return [
+        *(ScoreRequest(build_prompt(q).raw, candidates(q)) for q in picked),
+        # Multi-token continuations of different lengths, as in the AskReddit country probe.
+        ScoreRequest("Which country has the best food? I think", (" Italy", " the United Kingdom", " Côte d'Ivoire")),
+        # A prompt ending in a space: " " + "A" may merge across the boundary.
+        ScoreRequest("The answer is ", ("A", "Bahamas", "")),
+    ]
+
+
+def test_shared_prompt_scores_equal_naive_full_passes(model, data_dir):
+    requests = _requests(data_dir)
+    shared = model.score(requests)
+    naive = model.score_naive(requests)
+    for request, row_shared, row_naive in zip(requests, shared, naive):
+        assert len(row_shared) == len(request.continuations)
+        for a, b in zip(row_shared, row_naive):
+            assert a.n_tokens == b.n_tokens
+            assert a.boundary_merge == b.boundary_merge
+            if a.n_tokens:
+                assert abs(a.nll_mean - b.nll_mean) < TOLERANCE_NATS
+
+
+def test_empty_continuation_scores_zero_tokens(model):
+    (row,) = model.score([ScoreRequest("Hello", ("",))])
+    assert row[0].n_tokens == 0 and row[0].nll_mean == float("inf")
+
+
+def test_engine_deduplicates_and_caches(model, data_dir, tmp_path):
+    requests = _requests(data_dir)[:3]
+    cache = RequestCache(tmp_path / "requests.sqlite")
+    engine = Engine(model, cache, progress=False)
+    first = engine.score(requests + requests[:1])  # a repeated request is scored once
+    n_candidates = sum(len(r.continuations) for r in requests)
+    assert engine.computed == n_candidates
+    again = Engine(model, cache, progress=False)
+    second = again.score(requests)
+    assert again.computed == 0 and again.reused == n_candidates
+    assert second == first[:3]
+    assert first[3] == first[0]
