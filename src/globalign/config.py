@@ -49,7 +49,7 @@ class RunConfig:
     prompt_format: str = "raw"
     data_dir: str | None = None
     compare: tuple[tuple[str, str], ...] = ()
-    stats: StatsSettings = StatsSettings()
+    stats: StatsSettings = field(default_factory=StatsSettings)
     cache: bool = True
 
     def comparison_pairs(self) -> list[tuple[str, str]]:
@@ -91,7 +91,7 @@ def _model(entry: Any, where: str, defaults: dict[str, Any]) -> ModelSpec:
     known = {f.name for f in fields(ModelSpec)}
     extra = set(entry) - known
     if extra:
-        raise _fail(where, f"unknown field '{sorted(extra)[0]}' (known: {', '.join(sorted(known))})")
+        raise _fail(where, f"unknown field '{min(extra)}' (known: {', '.join(sorted(known))})")
     values = {**defaults, **entry}
     for key in ("batch_size", "threads"):
         if values.get(key) is not None:
@@ -118,7 +118,7 @@ def parse_config(raw: Any, source: str) -> RunConfig:
         raise ConfigError(f"{source}: must be a mapping of fields (models, tasks, output, ...)")
     extra = set(raw) - _RUN_FIELDS
     if extra:
-        raise _fail(f"{source}: {sorted(extra)[0]}", f"unknown field (known: {', '.join(sorted(_RUN_FIELDS))})")
+        raise _fail(f"{source}: {min(extra)}", f"unknown field (known: {', '.join(sorted(_RUN_FIELDS))})")
     models_raw = raw.get("models")
     if not isinstance(models_raw, list) or not models_raw:
         raise _fail(f"{source}: models", "give at least one model")

@@ -26,5 +26,8 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError
     """Build the error for an unknown name, with a near-miss suggestion ("did you mean ...?")."""
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:  # a truncated or partial name ("smolm2", "gemma") still deserves a suggestion
+        lowered = name.lower()
+        close = [k for k in known if k.lower().startswith(lowered[:4]) or lowered in k.lower()][:1]
     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
     return UnknownNameError(f"unknown {kind} '{name}'{hint}")

@@ -17,7 +17,7 @@ from globalign.config import RunConfig
 from globalign.data.locate import resolve_data_dir
 from globalign.engine.runner import Engine
 from globalign.models.base import ModelInfo
-from globalign.models.resolve import load_model
+from globalign.models.resolve import load_model, locate_model
 from globalign.paths import cache_dir
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.store.request_cache import RequestCache
@@ -71,23 +71,30 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         make_task(t.name, TaskSettings(config.limit, config.seed, config.prompt_format, data_dir, config.stats, t.options))
         for t in config.tasks
     ]
+    # Find every model's files before loading any, so a typo in the last model fails in seconds.
+    located = [locate_model(spec) for spec in config.models]
     cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
     records: dict[str, dict[str, list[SampleRecord]]] = {t.name: {} for t in tasks}
     infos: list[ModelInfo] = []
     seconds: dict[str, float] = {}
     engine_counts: dict[str, dict[str, int]] = {}
-    for spec in config.models:
-        t0 = time.perf_counter()
-        model = load_model(spec)
-        seconds[f"load:{spec.name}"] = time.perf_counter() - t0
-        infos.append(model.info)
-        engine = Engine(model, cache, progress=progress)
-        for task in tasks:
+    try:
+        for model_files in located:
+            name = model_files.spec.name
             t0 = time.perf_counter()
-            records[task.name][spec.name] = task.run(engine, config.prompt_format)
-            seconds[f"{task.name}:{spec.name}"] = time.perf_counter() - t0
-        engine_counts[spec.name] = {"computed": engine.computed, "from_cache": engine.reused}
-        model.close()
+            model = load_model(model_files)
+            seconds[f"load:{name}"] = time.perf_counter() - t0
+            infos.append(model.info)
+            engine = Engine(model, cache, progress=progress)
+            for task in tasks:
+                t0 = time.perf_counter()
+                records[task.name][name] = task.run(engine, config.prompt_format)
+                seconds[f"{task.name}:{name}"] = time.perf_counter() - t0
+            engine_counts[name] = {"computed": engine.computed, "from_cache": engine.reused}
+            model.close()
+    finally:
+        if cache:
+            cache.close()
     t0 = time.perf_counter()
     pairs = config.comparison_pairs()
     metrics = [row for task in tasks for row in task.metrics(records[task.name])]
@@ -114,6 +121,4 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     }
     samples = (r for task in tasks for model_records in records[task.name].values() for r in model_records)
     write_run_folder(config.output, manifest, metrics, comparisons, samples)
-    if cache:
-        cache.close()
     return RunSummary(config.output, metrics, comparisons, infos, notes, seconds)

@@ -33,18 +33,36 @@ class ModelSpec:
     threads: int | None = None
 
 
-def load_model(spec: ModelSpec) -> LanguageModel:
+@dataclass(frozen=True)
+class LocatedModel:
+    """A model's files found on disk (downloaded or converted if needed), not yet loaded."""
+
+    spec: ModelSpec
+    folder: Path
+    source: str
+    content_hash: str
+    add_bos: bool | None  # None: ask the tokenizer
+    family: str
+
+
+def locate_model(spec: ModelSpec) -> LocatedModel:
+    """Find (and if needed convert or download) a model's files; fails fast on an unknown name."""
+    return LocatedModel(spec, *_locate(spec))
+
+
+def load_model(spec: ModelSpec | LocatedModel) -> LanguageModel:
     from globalign.models.hf import TransformersModel
 
-    folder, source, content_hash, add_bos, family = _locate(spec)
+    located = spec if isinstance(spec, LocatedModel) else locate_model(spec)
+    spec = located.spec
     return TransformersModel(
-        folder,
+        located.folder,
         name=spec.name,
-        source=source,
-        content_hash=content_hash,
+        source=located.source,
+        content_hash=located.content_hash,
         dtype=spec.dtype,
-        add_bos=add_bos,
-        family=family,
+        add_bos=located.add_bos,
+        family=located.family,
         device=spec.device,
         threads=spec.threads,
         batch_size=spec.batch_size,

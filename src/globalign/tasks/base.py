@@ -43,7 +43,7 @@ class TaskSettings:
     seed: int = 221
     prompt_format: str = "raw"
     data_dir: Path | None = None
-    stats: StatsSettings = StatsSettings()
+    stats: StatsSettings = field(default_factory=StatsSettings)
     options: Mapping[str, Any] = field(default_factory=dict)
 
 

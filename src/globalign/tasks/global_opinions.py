@@ -67,7 +67,7 @@ class GlobalOpinionsTask:
     def __init__(self, settings: TaskSettings) -> None:
         unknown = set(settings.options) - set(OPTIONS)
         if unknown:
-            raise unknown_name(f"option of task {NAME}", sorted(unknown)[0], OPTIONS)
+            raise unknown_name(f"option of task {NAME}", min(unknown), OPTIONS)
         self.settings = settings
         self.dataset = load_global_opinions(settings.data_dir)
         self.study_parser = bool(settings.options.get("study_parser", False))

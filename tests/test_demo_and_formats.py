@@ -1,0 +1,55 @@
+"""The README's demo command and the prompt-format factor, end to end on the real packaged models."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from globalign.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache, data_dir, tmp_path):
+    output = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "globalign.cli", "demo", "--quiet", "--output", str(output),
+                           "--data-dir", str(data_dir)], check=False, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in output.iterdir()) == ["comparisons.csv", "manifest.json", "metrics.csv", "samples.jsonl"]
+    assert "different families" in done.stdout
+    assert str(output) in done.stdout
+    rows = list(csv.DictReader((output / "metrics.csv").open()))
+    models = {r["model"] for r in rows}
+    assert models == {"gemma-3-270m", "smollm2-135m-instruct"}
+    us = [r for r in rows if r["group"] == "United States" and r["metric"] == "similarity"]
+    assert len(us) == 2 and all(0 < float(r["value"]) < 1 and int(r["n"]) > 0 for r in us)
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert {m["name"] for m in manifest["models"]} == models
+    assert any("different model families" in note for note in manifest["notes"])
+    assert len((output / "samples.jsonl").read_text().splitlines()) == 2 * manifest["tasks"]["global_opinions"]["n_questions"]
+
+
+def test_chat_format_is_recorded_and_changes_the_prompt(private_cache, data_dir, tmp_path):
+    raw, chat = tmp_path / "raw", tmp_path / "chat"
+    for fmt, out in (("raw", raw), ("chat", chat)):
+        assert main(["run", "--model", "smollm2-135m-instruct", "--task", "global_opinions", "--limit", "3",
+                     "--prompt-format", fmt, "--n-boot", "50", "--quiet", "--data-dir", str(data_dir),
+                     "--output", str(out)]) == 0
+    assert json.loads((chat / "manifest.json").read_text())["prompt_format"] == "chat"
+    raw_rows = [json.loads(line) for line in (raw / "samples.jsonl").open()]
+    chat_rows = [json.loads(line) for line in (chat / "samples.jsonl").open()]
+    assert [r["item_id"] for r in raw_rows] == [r["item_id"] for r in chat_rows]
+    assert all(a["prompt_hash"] != b["prompt_hash"] for a, b in zip(raw_rows, chat_rows))
+
+
+def test_chat_format_on_a_model_without_template_is_a_one_line_error(private_cache, data_dir, tmp_path, capsys):
+    code = main(["run", "--model", "gemma-3-270m", "--task", "global_opinions", "--limit", "2",
+                 "--prompt-format", "chat", "--quiet", "--data-dir", str(data_dir), "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["globalign: error: model 'gemma-3-270m' has no chat template; use --prompt-format raw"]
+    assert not (tmp_path / "o").exists()
