@@ -179,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"globalign: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # unwritable output folder, full disk, unreadable file: the user's to fix
+        if args.debug:
+            traceback.print_exc()
+        print(f"globalign: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("globalign: interrupted; rerun the same command to resume from the request cache", file=sys.stderr)
         return 130
