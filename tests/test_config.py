@@ -167,3 +167,12 @@ def test_file_that_is_not_a_mapping(tmp_path, text):
     path.write_text(text, "utf-8")
     with pytest.raises(ConfigError, match="must be a mapping of fields"):
         load_config_file(path)
+
+
+def test_a_task_level_limit_overrides_the_run_limit_and_is_not_a_task_option():
+    from globalign.config import parse_config
+
+    config = parse_config({"models": ["m"], "tasks": [{"name": "global_opinions", "limit": 7}, "other"],
+                           "limit": 50, "output": "out"}, "test")
+    assert config.tasks[0].limit == 7 and "limit" not in config.tasks[0].options
+    assert config.tasks[1].limit is None and config.limit == 50

@@ -37,6 +37,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 class TaskConfig:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None  # overrides the run-level limit for this task (e.g. the demo's per-task samples)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class RunConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "models": [vars(m) for m in self.models],
-            "tasks": [{"name": t.name, **t.options} for t in self.tasks],
+            "tasks": [{"name": t.name, **t.options, **({"limit": t.limit} if t.limit else {})} for t in self.tasks],
             "output": str(self.output),
             "limit": self.limit,
             "seed": self.seed,
@@ -108,8 +109,9 @@ def _task(entry: Any, where: str) -> TaskConfig:
         return TaskConfig(entry)
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise _fail(where, "must be a task name or a mapping with a 'name'")
-    options = {k: v for k, v in entry.items() if k != "name"}
-    return TaskConfig(entry["name"], options)
+    options = {k: v for k, v in entry.items() if k not in ("name", "limit")}
+    limit = _int(entry["limit"], f"{where}.limit", 1) if entry.get("limit") is not None else None
+    return TaskConfig(entry["name"], options, limit)
 
 
 def parse_config(raw: Any, source: str) -> RunConfig:

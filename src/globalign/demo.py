@@ -24,19 +24,15 @@ def run_demo(output: Path, *, data_dir: str | None = None, progress: bool = True
     )
     print(f"globalign demo: {', '.join(DEMO_MODELS)} on {', '.join(DEMO_TASKS)} (small samples)")
     print(f"Note: {notice}")
-    summary = None
-    for task, limit in DEMO_TASKS.items():
-        config = parse_config(
-            {
-                "models": list(DEMO_MODELS),
-                "tasks": [task],
-                "limit": limit,
-                "output": str(output),
-                "data_dir": data_dir,
-                "stats": DEMO_STATS,
-            },
-            "demo",
-        )
-        summary = run(config, progress=progress)
-    if summary is not None:
-        print_summary(summary)
+    # One run with every task, so the run folder holds all of them (each task has its own sample size).
+    config = parse_config(
+        {
+            "models": list(DEMO_MODELS),
+            "tasks": [{"name": task, "limit": limit} for task, limit in DEMO_TASKS.items()],
+            "output": str(output),
+            "data_dir": data_dir,
+            "stats": DEMO_STATS,
+        },
+        "demo",
+    )
+    print_summary(run(config, progress=progress))

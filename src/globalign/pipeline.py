@@ -68,7 +68,8 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     data_dir = resolve_data_dir(config.data_dir)
     # Build every task (loads and validates its data) before any model is loaded: fail fast.
     tasks = [
-        make_task(t.name, TaskSettings(config.limit, config.seed, config.prompt_format, data_dir, config.stats, t.options))
+        make_task(t.name, TaskSettings(t.limit or config.limit, config.seed, config.prompt_format, data_dir,
+                                       config.stats, t.options))
         for t in config.tasks
     ]
     # Find every model's files before loading any, so a typo in the last model fails in seconds.
