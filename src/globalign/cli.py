@@ -1,4 +1,4 @@
-"""The `globalign` command line: run, demo, models, tasks."""
+"""The `globalign` command line: run, demo, rescore, models, tasks."""
 
 from __future__ import annotations
 
@@ -78,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
 
     sub.add_parser("tasks", parents=[common], help="list the tasks and their options")
+
+    rescore = sub.add_parser(
+        "rescore", parents=[common], help="compute a task's metrics from predictions made elsewhere (no model runs)",
+        description="Re-score predictions produced elsewhere (e.g. the study's raw outputs) with globalign's "
+                    "metrics and statistics, and write a run folder.",
+    )
+    rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3)")
+    rescore.add_argument("--predictions", required=True, type=Path, metavar="FILE_OR_DIR",
+                         help="a prediction file, or a folder of them (one model per file)")
+    rescore.add_argument("--output", required=True, type=Path, metavar="DIR", help="run folder to write")
+    rescore.add_argument("--compare", action="append", metavar="BASE:ALIGNED",
+                         help="model pair to compare (repeatable; default: the study's family pairs when the "
+                              "models are the study's checkpoints, else every model vs the first)")
+    rescore.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
+    rescore.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
     return parser
 
 
@@ -138,6 +153,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from globalign.report.console import print_summary
+    from globalign.rescore.run import parse_pair, rescore
+    from globalign.tasks.base import StatsSettings
+
+    defaults = StatsSettings()
+    for flag in ("n_boot", "n_perm"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise GlobalignError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    stats = StatsSettings(args.n_boot or defaults.n_boot, args.n_perm or defaults.n_perm, defaults.seed)
+    pairs = [parse_pair(p) for p in args.compare] if args.compare else None
+    print_summary(rescore(args.task, args.predictions, args.output, pairs=pairs, stats=stats))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from globalign.models.packaged import PACKAGED_MODELS
 
@@ -165,7 +196,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,10 +9,7 @@ The caveats of each source are in `../shared/data/README.md` section 3 and trave
 
 from __future__ import annotations
 
-import ast
-import csv
 import dataclasses
-import io
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from globalign.data.locate import describe_search
+from globalign.data.tables import parse_literal, read_rows, read_text
 from globalign.errors import DataError
 
 HF_REPO = "Anthropic/llm_global_opinions"
@@ -96,22 +94,6 @@ def _selections(obj: object) -> dict[str, tuple[float, ...]]:
     return out
 
 
-def _literal(text: str, what: str) -> object:
-    """Parse a plain Python literal (no names, calls or operators beyond literal_eval's); never executes."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
-        raise ValueError(f"{what}: not a well-formed literal ({type(e).__name__})") from None
-    if isinstance(tree.body, ast.Dict):
-        keys = [k.value for k in tree.body.keys if isinstance(k, ast.Constant)]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"{what}: duplicate key")
-    try:
-        return ast.literal_eval(tree)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        raise ValueError(f"{what}: only plain literals are allowed (no names or calls)") from None
-
-
 def _options(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError("not a list")  # noqa: TRY004 (API: ValueError)
@@ -125,7 +107,7 @@ def parse_options_string(text: str) -> tuple[str, ...]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("options: empty")
     try:
-        return _options(_literal(text, "options"))
+        return _options(parse_literal(text, "options"))
     except ValueError as e:
         raise ValueError(str(e) if str(e).startswith("options") else f"options: {e}") from None
 
@@ -137,7 +119,7 @@ def parse_selections_string(text: str) -> dict[str, tuple[float, ...]]:
     s = text.strip()
     if not s.startswith(SELECTIONS_WRAPPER) or not s.endswith(")"):
         raise ValueError(f"selections: not a {SELECTIONS_WRAPPER!r}{{...}}) string")
-    value = _literal(s[len(SELECTIONS_WRAPPER) : -1], "selections")
+    value = parse_literal(s[len(SELECTIONS_WRAPPER) : -1], "selections")
     try:
         return _selections(value)
     except ValueError as e:
@@ -174,21 +156,9 @@ def study_parser_selections(text: str) -> dict[str, list[float]]:
 
 
 # ---------------------------------------------------------------- file readers
-def _read_text(path: Path, encoding: str = "utf-8") -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}: not UTF-8 text (line {line}, byte {e.start})") from None
-
-
 def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(`path:line`, row) for each line; every line must be a JSON object."""
-    lines = _read_text(path).split("\n")
+    lines = read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     for lineno, line in enumerate(lines, 1):
@@ -278,34 +248,11 @@ def read_thirdparty_subset(questions_path: Path, thirdparty_path: Path) -> Opini
 
 def read_hf_csv(path: Path) -> OpinionDataset:
     """The hub's `data/global_opinions.csv` (question, selections, options, source), parsed without eval."""
-    text = _read_text(path, "utf-8-sig")
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     questions: list[OpinionQuestion] = []
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty file, expected columns {', '.join(CSV_COLUMNS)}")
-        for column in CSV_COLUMNS:
-            if column not in header:
-                raise DataError(f"{path}: missing column '{column}' (found: {', '.join(header)})")
-        col = {name: header.index(name) for name in CSV_COLUMNS}
-        while True:
-            start = reader.line_num + 1
-            row = next(reader, None)
-            if row is None:
-                break
-            if not row:
-                continue
-            where = f"{path}: row {len(questions) + 1} (line {start})"
-            if len(row) != len(header):
-                raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
-            options = _parsed(parse_options_string, row[col["options"]], "options", where)
-            selections = _parsed(parse_selections_string, row[col["selections"]], "selections", where)
-            questions.append(_question(len(questions), row[col["question"]], options, selections,
-                                       row[col["source"]], where))
-    except csv.Error as e:
-        raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+    for where, row in read_rows(path, CSV_COLUMNS):
+        options = _parsed(parse_options_string, row["options"], "options", where)
+        selections = _parsed(parse_selections_string, row["selections"], "selections", where)
+        questions.append(_question(len(questions), row["question"], options, selections, row["source"], where))
     note = f"hub-format CSV read from {path}; values as in that file"
     return OpinionDataset(tuple(questions), "csv", str(path), note)
 

@@ -8,8 +8,19 @@ from collections.abc import Sequence
 from globalign.tasks.base import ComparisonRow, MetricRow
 from globalign.tasks.opinion_metrics import study_countries
 
-# Groups shown in the terminal (everything is in metrics.csv): the whole task and the study's countries.
-HEADLINE_GROUPS = ("all", *study_countries())
+# Groups shown in the terminal for tasks with many groups (everything is in metrics.csv); a task not
+# listed here shows all of its groups (the dialect task has a handful).
+HEADLINE_GROUPS = {"global_opinions": ("all", *study_countries())}
+
+
+def _shown(task: str, group: str) -> bool:
+    return task not in HEADLINE_GROUPS or group in HEADLINE_GROUPS[task]
+
+
+def _group_order(task: str, groups: Sequence[str]) -> list[str]:
+    if task in HEADLINE_GROUPS:
+        return [g for g in HEADLINE_GROUPS[task] if g in groups]
+    return list(dict.fromkeys(groups))
 
 
 def _pct(value: float) -> str:
@@ -18,15 +29,19 @@ def _pct(value: float) -> str:
 
 def format_metrics(rows: Sequence[MetricRow]) -> list[str]:
     lines = []
-    keys = sorted({(r.task, r.metric) for r in rows})
+    keys = list(dict.fromkeys((r.task, r.metric) for r in rows))
     for task, metric in keys:
-        chosen = [r for r in rows if r.task == task and r.metric == metric and r.group in HEADLINE_GROUPS]
+        chosen = [r for r in rows if r.task == task and r.metric == metric and _shown(task, r.group)]
         if not chosen:
             continue
         models = list(dict.fromkeys(r.model for r in chosen))
         lines.append(f"{task} / {metric} (x100, 95% CI)")
+        groups = _group_order(task, [r.group for r in chosen])
+        if len(models) > 3 and len(groups) <= 5:
+            lines += _model_rows(chosen, models, groups)
+            continue
         lines.append(f"  {'group':16}" + "".join(f"{m[:30]:>34}" for m in models))
-        for group in [g for g in HEADLINE_GROUPS if any(r.group == g for r in chosen)]:
+        for group in groups:
             cells = []
             for model in models:
                 match = [r for r in chosen if r.group == group and r.model == model]
@@ -39,15 +54,30 @@ def format_metrics(rows: Sequence[MetricRow]) -> list[str]:
     return lines
 
 
+def _model_rows(chosen: Sequence[MetricRow], models: list[str], groups: list[str]) -> list[str]:
+    """Many models, few groups (re-scoring a whole study): one line per model."""
+    width = max(len(m) for m in models)
+    lines = [f"  {'model':{width}}" + "".join(f"{g:>24}" for g in groups)]
+    for model in models:
+        cells = []
+        for group in groups:
+            match = [r for r in chosen if r.group == group and r.model == model]
+            r = match[0] if match else None
+            cells.append(f"{_pct(r.value)} [{_pct(r.ci_low).strip()}, {_pct(r.ci_high).strip()}]" if r else "")
+        lines.append(f"  {model:{width}}" + "".join(f"{c:>24}" for c in cells))
+    return lines
+
+
 def format_comparisons(rows: Sequence[ComparisonRow]) -> list[str]:
     lines = []
     for task, metric, a, b in dict.fromkeys((r.task, r.metric, r.model_a, r.model_b) for r in rows):
         chosen = [r for r in rows if (r.task, r.metric, r.model_a, r.model_b) == (task, metric, a, b)
-                  and r.group in HEADLINE_GROUPS]
+                  and _shown(task, r.group)]
         if not chosen:
             continue
         lines.append(f"{task} / {metric}: {b} - {a} (x100, paired, Holm-adjusted p)")
-        for r in sorted(chosen, key=lambda r: HEADLINE_GROUPS.index(r.group)):
+        order = _group_order(task, [r.group for r in chosen])
+        for r in sorted(chosen, key=lambda r: order.index(r.group)):
             lines.append(f"  {r.group:16} {_pct(r.delta)} [{_pct(r.ci_low).strip()}, {_pct(r.ci_high).strip()}]"
                          f"  p={r.p_value:.3g}  p_holm={r.p_adjusted:.3g}  n={r.n}")
     return lines

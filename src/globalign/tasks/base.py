@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from globalign.engine.runner import Engine
+from globalign.errors import unknown_name
 
 PROMPT_FORMATS = ("raw", "chat")
 
@@ -26,6 +28,21 @@ def render_prompt(parts: PromptParts, prompt_format: str, engine: Engine) -> str
     if prompt_format == "raw":
         return parts.raw
     return engine.model.apply_chat_template(parts.user) + parts.assistant_prefix
+
+
+def check_task_options(task: str, options: Mapping[str, Any], known: Mapping[str, str]) -> None:
+    """Reject an option the task does not have, with a near-miss suggestion."""
+    unknown = set(options) - set(known)
+    if unknown:
+        raise unknown_name(f"option of task {task}", min(unknown), known)
+
+
+def choice_distribution(nll_means: Sequence[float]) -> list[float]:
+    """The scoring primitive's distribution: exp(-mean NLL) per candidate, renormalised (uniform when
+    every candidate has zero probability)."""
+    scores = [math.exp(-x) if math.isfinite(x) else 0.0 for x in nll_means]
+    total = sum(scores)
+    return [s / total for s in scores] if total > 0 else [1.0 / len(scores)] * len(scores)
 
 
 @dataclass(frozen=True)

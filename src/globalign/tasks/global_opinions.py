@@ -29,6 +29,8 @@ from globalign.tasks.base import (
     PromptParts,
     SampleRecord,
     TaskSettings,
+    check_task_options,
+    choice_distribution,
     render_prompt,
 )
 from globalign.tasks.opinion_metrics import questions_answered_by_all, similarity, study_countries
@@ -54,20 +56,15 @@ def candidates(question: OpinionQuestion) -> tuple[str, ...]:
     return tuple(f"{string.ascii_uppercase[i]})" for i in range(len(question.options)))
 
 
-def answer_distribution(nll_means: Sequence[float]) -> list[float]:
-    """exp(-mean NLL) per candidate, renormalised (the study's model distribution)."""
-    scores = [math.exp(-x) if math.isfinite(x) else 0.0 for x in nll_means]
-    total = sum(scores)
-    return [s / total for s in scores] if total > 0 else [1.0 / len(scores)] * len(scores)
+# The study's model distribution over the option letters (kept under this name for callers).
+answer_distribution = choice_distribution
 
 
 class GlobalOpinionsTask:
     name = NAME
 
     def __init__(self, settings: TaskSettings) -> None:
-        unknown = set(settings.options) - set(OPTIONS)
-        if unknown:
-            raise unknown_name(f"option of task {NAME}", min(unknown), OPTIONS)
+        check_task_options(NAME, settings.options, OPTIONS)
         self.settings = settings
         self.dataset = load_global_opinions(settings.data_dir)
         self.study_parser = bool(settings.options.get("study_parser", False))

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from globalign.errors import unknown_name
-from globalign.tasks import global_opinions
+from globalign.tasks import global_opinions, md3
 from globalign.tasks.base import Task, TaskSettings
 
 TASKS: dict[str, Callable[[TaskSettings], Task]] = {
     global_opinions.NAME: global_opinions.GlobalOpinionsTask,
+    md3.NAME: md3.Md3Task,
 }
 
-TASK_OPTIONS: dict[str, dict[str, str]] = {global_opinions.NAME: global_opinions.OPTIONS}
+TASK_OPTIONS: dict[str, dict[str, str]] = {global_opinions.NAME: global_opinions.OPTIONS, md3.NAME: md3.OPTIONS}
 
 
 def make_task(name: str, settings: TaskSettings) -> Task:

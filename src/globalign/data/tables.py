@@ -1,0 +1,86 @@
+"""Reading the delimited text files and Python-literal cells the datasets ship, with errors that say
+which file, line and column is wrong. Nothing here ever executes data."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from globalign.errors import DataError
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The file's text; DataError for an unreadable file or bytes that are not `encoding`."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: not UTF-8 text (line {line}, byte {e.start})") from None
+
+
+def parse_literal(text: str, what: str) -> object:
+    """Parse a plain Python literal (no names, calls or operators beyond literal_eval's); never executes."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        raise ValueError(f"{what}: not a well-formed literal ({type(e).__name__})") from None
+    if isinstance(tree.body, ast.Dict):
+        keys = [k.value for k in tree.body.keys if isinstance(k, ast.Constant)]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{what}: duplicate key")
+    try:
+        return ast.literal_eval(tree)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        raise ValueError(f"{what}: only plain literals are allowed (no names or calls)") from None
+
+
+def parse_string_list(text: str, what: str) -> tuple[str, ...]:
+    """`"['Atom', 'Proton']"` -> `("Atom", "Proton")`; ValueError unless it is a non-empty list of strings."""
+    value = parse_literal(text, what)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what}: expected a non-empty list of strings")
+    return tuple(value)
+
+
+def read_rows(
+    path: Path, columns: Sequence[str], *, delimiter: str = ",", strict: bool = True
+) -> list[tuple[str, dict[str, str]]]:
+    """Rows of a delimited file with a header, as (`path: row N (line M)`, {column: text}) pairs.
+
+    Every column in `columns` must be in the header; every row must have the header's field count.
+    Blank lines are skipped. Quoting is the standard `"` quoting (fields may hold newlines). With
+    `strict=False`, text after a closing quote is kept in the field (`"a, b". c` -> `a, b. c`), as
+    pandas reads it; use it only for files known to contain such fields.
+    """
+    text = read_text(path, "utf-8-sig")
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
+    rows: list[tuple[str, dict[str, str]]] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file, expected columns {', '.join(columns)}")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column '{missing[0]}' (found: {', '.join(header)})")
+        while True:
+            start = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                break
+            if not row:
+                continue
+            where = f"{path}: row {len(rows) + 1} (line {start})"
+            if len(row) != len(header):
+                raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+            rows.append((where, dict(zip(header, row))))
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: malformed file ({e})") from None
+    return rows

@@ -1,0 +1,75 @@
+"""`globalign rescore`: read predictions, compute the task's metrics and comparisons, write a run folder."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from globalign import __version__
+from globalign.errors import ConfigError, unknown_name
+from globalign.pipeline import RunSummary, package_versions
+from globalign.rescore import md3
+from globalign.rescore.predictions import Rescorer
+from globalign.store.output import check_output_dir, write_run_folder
+from globalign.study_models import default_pairs
+from globalign.tasks.base import StatsSettings, TaskSettings
+
+RESCORERS: dict[str, Rescorer] = {"md3": md3.RESCORER}
+
+
+def rescore(
+    task: str,
+    predictions: Path,
+    output: Path,
+    *,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    stats: StatsSettings | None = None,
+) -> RunSummary:
+    started = time.perf_counter()
+    if task not in RESCORERS:
+        raise unknown_name("task for rescore", task, RESCORERS)
+    rescorer = RESCORERS[task]
+    check_output_dir(output)
+    read = rescorer.read(predictions)
+    models = list(read.records)
+    if pairs:
+        for pair in pairs:
+            for name in pair:
+                if name not in read.records:
+                    raise unknown_name("model in --compare", name, models)
+        chosen = list(pairs)
+    else:
+        chosen = default_pairs(models)
+    settings = TaskSettings(stats=stats or StatsSettings())
+    metrics = rescorer.metrics(read.records, settings)
+    comparisons = rescorer.comparisons(read.records, chosen, settings)
+    seconds = {"total": time.perf_counter() - started}
+    manifest: dict[str, Any] = {
+        "globalign_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "mode": "rescore",
+        "task": task,
+        "predictions": str(predictions),
+        "models": [{"name": m, "files": read.files[m], "n_items": len(read.records[m])} for m in models],
+        "compare": [list(p) for p in chosen],
+        "stats": vars(settings.stats),
+        "notes": read.notes,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "packages": package_versions(),
+    }
+    samples = (r for m in models for r in read.records[m])
+    write_run_folder(output, manifest, metrics, comparisons, samples)
+    return RunSummary(output, metrics, comparisons, [], read.notes, seconds)
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """`BASE:ALIGNED` -> (BASE, ALIGNED). Model ids hold '/', never ':'."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(f"--compare {text!r}: expected BASE:ALIGNED (two model names separated by ':')")
+    return parts[0].strip(), parts[1].strip()

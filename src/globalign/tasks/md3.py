@@ -1,0 +1,244 @@
+"""English dialects: the MD3 word game (PROTOCOL.md, Axis 1).
+
+The model reads a Taboo-game transcript (Indian, Nigerian or US English speakers) cut just before
+the secret word is said, and names the secret word. Two metrics per item:
+- generation: greedy, 10 new tokens; correct iff the answer contains the secret word and none of the
+  5 distractors (case-insensitive substrings), the study's plotted metric;
+- choice: 6-way multiple choice with the scoring primitive (candidates appended directly after
+  `Secret Word:`), the correct word at a seeded position.
+Dialect statistics: accuracy per dialect, gaps (US minus each dialect, best minus worst) and, for
+base vs aligned, per-dialect McNemar tests and the change in each gap (did alignment widen it?).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from globalign.data.md3 import DIALECTS, ITEM_SOURCES, WordGameItem, load_md3_items
+from globalign.engine.runner import Engine
+from globalign.errors import ConfigError, DataError
+from globalign.requests import GenerateRequest, ScoreRequest, content_hash
+from globalign.stats import gap_change, group_gap, holm, mcnemar, mean_ci, range_gap
+from globalign.tasks.base import (
+    ComparisonRow,
+    MetricRow,
+    PromptParts,
+    SampleRecord,
+    TaskSettings,
+    check_task_options,
+    choice_distribution,
+    render_prompt,
+)
+
+NAME = "md3"
+OPTIONS = {
+    "items": "study (the study's exact 894 items, default) or raw (built from the MD3 TSV files)",
+    "overrides": "YAML/JSON file with clip ids to skip and spelling fixes (items: raw only; docs/md3.md)",
+}
+MAX_NEW_TOKENS = 10
+REFERENCE_DIALECT = "en_us"
+METRICS = ("generation", "choice")  # accuracy metric prefixes
+PROMPT_TEMPLATE = (
+    "I am going to show you the transcript of a game two people are playing called Taboo.  The goal of the "
+    "game is to guess the secret word without saying any of the distractor words.  Given the transcript, "
+    "your goal is to guess the secret word.\n\nUse the following format:\nTranscript: The transcript between "
+    "the two players.\nSecret Word: The secret word that the guesser is trying to guess.\n\n---\n\n"
+    'Transcript: "{transcript}"\n\nSecret Word:'
+)
+
+
+def build_prompt(item: WordGameItem) -> PromptParts:
+    """The study's prompt, verbatim; with a chat template the whole prompt is the user turn (as the study)."""
+    text = PROMPT_TEMPLATE.format(transcript=item.transcript)
+    return PromptParts(raw=text, user=text)
+
+
+def choice_candidates(item: WordGameItem, seed: int) -> tuple[tuple[str, ...], int]:
+    """The 6 candidates and the correct word's index: a position drawn per item from (seed, item id),
+    so it does not depend on which other items were sampled."""
+    position = random.Random(f"{seed}:{item.item_id}").randint(0, len(item.distractors))
+    words = list(item.distractors)
+    words.insert(position, item.secret_word)
+    return tuple(words), position
+
+
+def generation_correct(answer: str, secret_word: str, distractors: Sequence[str]) -> bool:
+    """The study's rule: the secret word is a case-insensitive substring of the answer and no distractor is.
+    ("Electronics." counts for "Electron"; "Atom or Electron" with distractor "Atom" does not.)"""
+    text = answer.lower()
+    return secret_word.lower() in text and not any(d.lower() in text for d in distractors)
+
+
+def stratified_sample(items: Sequence[WordGameItem], limit: int, seed: int) -> list[WordGameItem]:
+    """A seeded sample of `limit` items that keeps each dialect's share (largest remainders), in file order."""
+    by_dialect: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_dialect.setdefault(item.dialect, []).append(index)
+    exact = {d: limit * len(ix) / len(items) for d, ix in by_dialect.items()}
+    quota = {d: int(v) for d, v in exact.items()}
+    for d in sorted(exact, key=lambda d: (quota[d] - exact[d], d))[: limit - sum(quota.values())]:
+        quota[d] += 1
+    rng = random.Random(seed)
+    picked = [i for d in sorted(by_dialect) for i in rng.sample(by_dialect[d], min(quota[d], len(by_dialect[d])))]
+    return [items[i] for i in sorted(picked)]
+
+
+def records_for_item(
+    item: WordGameItem, model: str, prompt: str, answer: str, candidates: Sequence[str], correct_index: int,
+    distribution: Sequence[float] | None, extra: Mapping[str, Any] | None = None,
+) -> SampleRecord:
+    """One samples.jsonl row; `distribution` None when only the generation is known (re-scoring)."""
+    metrics: dict[str, Any] = {"generation_correct": int(generation_correct(answer, item.secret_word, item.distractors))}
+    if distribution is not None:
+        best = max(range(len(distribution)), key=distribution.__getitem__)
+        metrics["choice_correct"] = int(best == correct_index)
+    return SampleRecord(
+        task=NAME, model=model, item_id=item.item_id, group=item.dialect,
+        prompt_hash=content_hash(prompt)[:16] if prompt else "",
+        prediction=answer, distribution=list(distribution) if distribution is not None else None,
+        metrics=metrics,
+        extra={"secret_word": item.secret_word, "candidates": list(candidates), "correct_index": correct_index,
+               **(extra or {})},
+    )
+
+
+class Md3Task:
+    name = NAME
+
+    def __init__(self, settings: TaskSettings) -> None:
+        check_task_options(NAME, settings.options, OPTIONS)
+        source = settings.options.get("items", "study")
+        if source not in ITEM_SOURCES:
+            raise ConfigError(f"task {NAME}: items must be one of {', '.join(ITEM_SOURCES)}, got {source!r}")
+        overrides = settings.options.get("overrides")
+        if overrides is not None and not isinstance(overrides, str):
+            raise ConfigError(f"task {NAME}: overrides must be a file path, got {overrides!r}")
+        self.settings = settings
+        self.item_set = load_md3_items(settings.data_dir, source, Path(overrides) if overrides else None)
+        items = list(self.item_set.items)
+        if settings.limit is not None and settings.limit < len(items):
+            items = stratified_sample(items, settings.limit, settings.seed)
+        if not items:
+            raise DataError("MD3: no items selected (check --limit)")
+        self.items = items
+
+    def manifest(self) -> dict[str, Any]:
+        counts = {d: sum(1 for i in self.items if i.dialect == d) for d in DIALECTS}
+        return {
+            "items": self.item_set.source,
+            "data_path": self.item_set.path,
+            "overrides": self.item_set.overrides or None,
+            "available_items": self.item_set.counts(),
+            "dropped_rounds": self.item_set.dropped or None,
+            "n_items": len(self.items),
+            "items_per_dialect": counts,
+            "item_ids": [i.item_id for i in self.items],
+            "max_new_tokens": MAX_NEW_TOKENS,
+            "choice_position_seed": self.settings.seed,
+        }
+
+    def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
+        prompts = [render_prompt(build_prompt(item), prompt_format, engine) for item in self.items]
+        choices = [choice_candidates(item, self.settings.seed) for item in self.items]
+        answers = engine.generate([GenerateRequest(p, MAX_NEW_TOKENS) for p in prompts], desc=f"{NAME} generation")
+        scores = engine.score([ScoreRequest(p, c) for p, (c, _) in zip(prompts, choices)], desc=f"{NAME} choice")
+        records = []
+        for item, prompt, answer, (candidates, correct), row in zip(self.items, prompts, answers, choices, scores):
+            records.append(records_for_item(
+                item, engine.model.info.name, prompt, answer.strip(), candidates, correct,
+                choice_distribution([s.nll_mean for s in row]),
+                {"nll_mean": [s.nll_mean for s in row], "boundary_merge": any(s.boundary_merge for s in row)},
+            ))
+        return records
+
+    def metrics(self, records: Mapping[str, Sequence[SampleRecord]]) -> list[MetricRow]:
+        return dialect_metrics(records, self.settings)
+
+    def comparisons(
+        self, records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]]
+    ) -> list[ComparisonRow]:
+        return dialect_comparisons(records, pairs, self.settings)
+
+
+# ------------------------------------------------------------------------------------ aggregation
+def _outcomes(records: Sequence[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
+    """dialect -> {item id: 0/1} for one metric prefix; items without that metric are left out."""
+    table: dict[str, dict[str, float]] = {}
+    for record in records:
+        value = record.metrics.get(f"{metric}_correct")
+        if value is not None:
+            table.setdefault(record.group, {})[record.item_id] = float(value)
+    return table
+
+
+def _dialects(table: Mapping[str, object]) -> list[str]:
+    return [d for d in (*DIALECTS, *sorted(set(table) - set(DIALECTS))) if d in table]
+
+
+def dialect_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
+    """Accuracy per dialect and overall, the US-minus-each gaps and the best-minus-worst gap."""
+    stats = settings.stats
+    rows = []
+    for model, model_records in records.items():
+        for metric in METRICS:
+            table = _outcomes(model_records, metric)
+            if not table:
+                continue
+            values = {d: list(table[d].values()) for d in _dialects(table)}
+            everything = [v for d in values for v in values[d]]
+            for group, vals in [("all", everything), *values.items()]:
+                est = mean_ci(vals, n_boot=stats.n_boot, seed=stats.seed)
+                rows.append(MetricRow(NAME, model, group, f"{metric}_accuracy", est.value, est.ci_low, est.ci_high, est.n))
+            if REFERENCE_DIALECT in values:
+                for other in values:
+                    if other != REFERENCE_DIALECT:
+                        est = group_gap(values, REFERENCE_DIALECT, other, n_boot=stats.n_boot, seed=stats.seed)
+                        rows.append(MetricRow(NAME, model, f"{REFERENCE_DIALECT}-{other}", f"{metric}_gap",
+                                              est.value, est.ci_low, est.ci_high, est.n))
+            if len(values) >= 2:
+                gap = range_gap(values, n_boot=stats.n_boot, seed=stats.seed)
+                rows.append(MetricRow(NAME, model, f"{gap.best}-{gap.worst}", f"{metric}_gap_range",
+                                      gap.value, gap.ci_low, gap.ci_high, gap.n))
+    return rows
+
+
+def dialect_comparisons(
+    records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]], settings: TaskSettings
+) -> list[ComparisonRow]:
+    """For each (base, aligned) pair on the same items: McNemar per dialect and overall (Holm across
+    those groups), and the change in each dialect gap (Holm across the gaps)."""
+    stats = settings.stats
+    rows: list[ComparisonRow] = []
+    for model_a, model_b in pairs:
+        for metric in METRICS:
+            table_a, table_b = _outcomes(records[model_a], metric), _outcomes(records[model_b], metric)
+            dialects = [d for d in _dialects(table_a) if d in table_b]
+            paired = {}
+            for d in dialects:
+                items = sorted(set(table_a[d]) & set(table_b[d]))  # the same items for both models
+                if items:
+                    paired[d] = ([table_a[d][i] for i in items], [table_b[d][i] for i in items])
+            if not paired:
+                continue
+            everything = ([v for a, _ in paired.values() for v in a], [v for _, b in paired.values() for v in b])
+            tests = [(g, mcnemar(a, b, n_boot=stats.n_boot, seed=stats.seed))
+                     for g, (a, b) in [("all", everything), *paired.items()]]
+            for (group, c), p_adj in zip(tests, holm([c.p_value for _, c in tests])):
+                rows.append(ComparisonRow(NAME, group, f"{metric}_accuracy", model_a, model_b, c.delta, c.ci_low,
+                                          c.ci_high, c.p_value, p_adj, c.test, c.n))
+            a_by = {d: a for d, (a, _) in paired.items()}
+            b_by = {d: b for d, (_, b) in paired.items()}
+            gaps: list[tuple[str, tuple[str, str] | None]] = []
+            if REFERENCE_DIALECT in paired:
+                gaps += [(f"{REFERENCE_DIALECT}-{d}", (REFERENCE_DIALECT, d)) for d in paired if d != REFERENCE_DIALECT]
+            if len(paired) >= 2:
+                gaps.append(("range", None))
+            changes = [(g, gap_change(a_by, b_by, gap=gap, n_boot=stats.n_boot, n_perm=stats.n_perm, seed=stats.seed))
+                       for g, gap in gaps]
+            for (group, c), p_adj in zip(changes, holm([c.p_value for _, c in changes])):
+                rows.append(ComparisonRow(NAME, group, f"{metric}_gap_change", model_a, model_b, c.delta, c.ci_low,
+                                          c.ci_high, c.p_value, p_adj, c.test, c.n))
+    return rows
