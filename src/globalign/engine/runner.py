@@ -66,12 +66,17 @@ class Engine:
         return [[known[r.candidate_key(i)] for i in range(len(r.continuations))] for r in requests]
 
     def generate(self, requests: Sequence[GenerateRequest], desc: str = "generating") -> list[str]:
-        """Greedy generations for every request, in order, de-duplicated and cached."""
+        """Greedy generations for every request, in the caller's order, de-duplicated and cached
+        (each chunk as soon as it is done)."""
         fingerprint = self.model.info.fingerprint
         unique = {r.key(): r for r in requests}
         known = self.cache.get_generations(fingerprint, unique) if self.cache else {}
         self.reused += len(known)
-        todo = [r for k, r in unique.items() if k not in known]
+        # Similar requests go to the backend together: a batch then shares its settings and pads little.
+        todo = sorted(
+            (r for k, r in unique.items() if k not in known),
+            key=lambda r: (r.max_new_tokens, r.stop, len(r.prompt)),
+        )
         step = max(1, getattr(self.model, "batch_size", 8))
         with self._bar(len(todo), f"{desc} [{self.model.info.name}]") as bar:
             for start in range(0, len(todo), step):

@@ -16,6 +16,10 @@ from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
 
 # Bumped whenever scoring code changes in a way that could change a number: it is part of the
 # fingerprint, so cached answers from older code are never reused.
+# Not bumped for padding-aware batched generation with per-row early stops: a cached generation is
+# still the text of one-request-at-a-time greedy decoding (what the earlier batched code gave too;
+# early stopping only skips tokens after the stop string, and cutting at EOS drops only pads), so
+# cached generations stay valid, and bumping would also throw away every cached score.
 SCORING_VERSION = "hf-1"
 
 
@@ -176,35 +180,104 @@ class TransformersModel:
         return results
 
     # -- generation -----------------------------------------------------------------------------
+    # Both generation paths below give the same strings: greedy decoding of one sequence is causal, so
+    # neither left padding (masked out, position ids counted from each row's first real token by
+    # transformers' generate) nor stopping a row early (only tokens after its stop string are skipped)
+    # changes a row's text. tests/test_generation_batching.py checks this on the packaged models.
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
-        """Batched greedy decoding with left padding; a batch stops when every sequence has ended."""
+        """Batched greedy decoding with left padding, in request order.
+
+        Requests are ordered by (max_new_tokens, stop, prompt tokens) and cut into batches of
+        `batch_size`, so a batch mostly shares its settings and pads little. A batch may still mix
+        settings: each row stops on its own (its EOS, its own `max_new_tokens`, or once its decoded
+        continuation contains one of its own stop strings), and the batch ends when every row has.
+        """
         import torch
 
         outputs: list[str] = [""] * len(requests)
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, len(requests[i].prompt)))
+        encoded = self._encode_for_generation(requests)
+        order = sorted(
+            (i for i, r in enumerate(requests) if r.max_new_tokens > 0),
+            key=lambda i: (requests[i].max_new_tokens, requests[i].stop, len(encoded[i])),
+        )
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
-                max_new = max(requests[i].max_new_tokens for i in batch)
-                encoded = [self.encode(requests[i].prompt) for i in batch]
-                width = max(len(e) for e in encoded)
+                width = max(len(encoded[i]) for i in batch)
                 ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long, device=self.device)
                 mask = torch.zeros((len(batch), width), dtype=torch.long, device=self.device)
-                for row, e in enumerate(encoded):
-                    ids[row, width - len(e) :] = torch.tensor(e, device=self.device)
-                    mask[row, width - len(e) :] = 1
+                for row, index in enumerate(batch):
+                    n = len(encoded[index])
+                    ids[row, width - n :] = torch.tensor(encoded[index], device=self.device)
+                    mask[row, width - n :] = 1
+                rows = _RowStops(
+                    width,
+                    [requests[i].max_new_tokens for i in batch],
+                    [requests[i].stop for i in batch],
+                    self._eos_ids(),
+                    self._decode_new,
+                )
                 generated = self.model.generate(
                     input_ids=ids,
                     attention_mask=mask,
-                    max_new_tokens=max_new,
+                    max_new_tokens=max(rows.limits),
+                    stopping_criteria=[rows],
                     do_sample=False,
+                    num_beams=1,
                     pad_token_id=self.pad_id,
                 )
                 for row, index in enumerate(batch):
-                    new = generated[row, width : width + requests[index].max_new_tokens]
-                    text = self.tokenizer.decode(new, skip_special_tokens=True)
-                    outputs[index] = _cut_at_stop(text, requests[index].stop)
+                    new = generated[row, width : width + rows.kept(row)].tolist()
+                    outputs[index] = _cut_at_stop(self._decode_new(new), requests[index].stop)
         return outputs
+
+    def generate_unbatched(self, requests: Sequence[GenerateRequest]) -> list[str]:
+        """Reference generation for tests and benchmarks: one request at a time, no padding, greedy, each
+        run to EOS or its full `max_new_tokens` (no early stop at stop strings); same decode and cut."""
+        import torch
+
+        outputs: list[str] = []
+        encoded = self._encode_for_generation(requests)
+        with torch.inference_mode():
+            for request, prompt_ids in zip(requests, encoded):
+                if request.max_new_tokens <= 0:
+                    outputs.append("")
+                    continue
+                ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+                generated = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=request.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=self.pad_id,
+                )
+                new = generated[0, len(prompt_ids) :].tolist()
+                outputs.append(_cut_at_stop(self._decode_new(new), request.stop))
+        return outputs
+
+    def _encode_for_generation(self, requests: Sequence[GenerateRequest]) -> list[list[int]]:
+        encoded = [self.encode(r.prompt) for r in requests]
+        if any(not ids for ids, r in zip(encoded, requests) if r.max_new_tokens > 0):
+            raise GlobalignError("cannot generate from an empty prompt for a model without BOS")
+        return encoded
+
+    def _eos_ids(self) -> frozenset[int]:
+        """The token ids transformers' generate() ends a sequence at."""
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            return frozenset()
+        return frozenset([eos] if isinstance(eos, int) else eos)
+
+    def _decode_new(self, new_ids: list[int]) -> str:
+        """Text of generated token ids: up to and including the first EOS (what an unpadded run returns;
+        a batched row has pads after it), special tokens skipped."""
+        eos = self._eos_ids()
+        for position, token in enumerate(new_ids):
+            if token in eos:
+                new_ids = new_ids[: position + 1]
+                break
+        return self.tokenizer.decode(new_ids, skip_special_tokens=True)
 
     def apply_chat_template(self, user_message: str) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -224,3 +297,46 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
         if position != -1:
             cut = min(cut, position)
     return text[:cut]
+
+
+class _RowStops:
+    """A transformers stopping criterion that ends each row of a left-padded batch on its own: once it
+    has its own `max_new_tokens`, or once its decoded continuation (prompt excluded) contains one of its
+    own stop strings. It remembers how many new tokens each row keeps.
+
+    transformers' own `stop_strings=` is not used: it also matches a stop string that starts inside
+    the prompt (prompt "Hi\n" + generated "\n" stops at "\n\n"), where `_cut_at_stop`, which looks at
+    the continuation only, finds nothing, so a batched row would end before the unbatched one.
+    """
+
+    def __init__(self, width, limits, stops, eos_ids, decode) -> None:
+        self.width = width
+        self.limits = list(limits)
+        self.stops = [tuple(s) for s in stops]
+        self.eos_ids = eos_ids
+        self.decode = decode
+        self.ended: list[int | None] = [None] * len(self.limits)
+
+    def kept(self, row: int) -> int:
+        """New tokens that row keeps: up to its stop, else its max_new_tokens (EOS is cut when decoding)."""
+        ended = self.ended[row]
+        return self.limits[row] if ended is None else ended
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        n = input_ids.shape[1] - self.width
+        done = []
+        for row, limit in enumerate(self.limits):
+            if self.ended[row] is None:
+                new = input_ids[row, self.width :].tolist()
+                if n >= limit:
+                    self.ended[row] = limit
+                elif any(token in self.eos_ids for token in new):
+                    self.ended[row] = n  # transformers ends it too; the tokens after EOS are pads
+                elif self.stops[row]:
+                    text = self.decode(new)
+                    if any(stop in text for stop in self.stops[row]):
+                        self.ended[row] = n
+            done.append(self.ended[row] is not None)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
