@@ -30,7 +30,18 @@ def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache,
     manifest = json.loads((output / "manifest.json").read_text())
     assert {m["name"] for m in manifest["models"]} == models
     assert any("different model families" in note for note in manifest["notes"])
-    assert len((output / "samples.jsonl").read_text().splitlines()) == 2 * manifest["tasks"]["global_opinions"]["n_questions"]
+    tasks = manifest["tasks"]
+    assert len((output / "samples.jsonl").read_text().splitlines()) == 2 * (
+        tasks["global_opinions"]["n_questions"] + tasks["md3"]["n_items"])
+    # the dialect axis: accuracy per dialect and the US gaps for both models, paired McNemar per dialect
+    dialect_rows = [r for r in rows if r["task"] == "md3" and r["metric"] == "generation_accuracy"]
+    assert {(r["model"], r["group"]) for r in dialect_rows} == {
+        (m, g) for m in models for g in ("all", "en_in", "en_ng", "en_us")}
+    assert tasks["md3"]["items_per_dialect"] == {"en_in": 11, "en_ng": 13, "en_us": 21}
+    comparisons = list(csv.DictReader((output / "comparisons.csv").open()))
+    assert {r["test"] for r in comparisons if r["task"] == "md3" and r["metric"] == "generation_accuracy"} == {
+        "McNemar exact"}
+    assert "md3 / generation_gap" in done.stdout
 
 
 def test_chat_format_is_recorded_and_changes_the_prompt(private_cache, data_dir, tmp_path):

@@ -12,7 +12,7 @@ from globalign.report.console import print_summary
 # Base first: every other model is compared against it.
 DEMO_MODELS = ("gemma-3-270m", "smollm2-135m-instruct")
 # Sample sizes chosen so the whole demo stays under 5 minutes on 2 cores (measured: docs/usage.md).
-DEMO_TASKS = {"global_opinions": 120}
+DEMO_TASKS = {"global_opinions": 100, "md3": 45}
 DEMO_STATS = {"n_boot": 2000, "n_perm": 2000}
 
 
