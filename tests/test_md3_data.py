@@ -218,5 +218,16 @@ def test_study_file_with_unknown_dialect(tmp_path):
 
 
 def test_overrides_need_the_raw_source(data_dir, tmp_path):
-    with pytest.raises(DataError, match="use items: raw"):
+    with pytest.raises(DataError, match="use the raw item source"):
         load_md3_items(data_dir, "study", tmp_path / "o.yaml")
+
+
+def test_items_command_prints_counts_per_dialect(data_dir, capsys):
+    from globalign.cli import main
+
+    assert main(["items", "md3", "--source", "raw", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "md3 items (raw" in out and ": 763" in out
+    assert "en_ng: 207  dropped: secret word never said 50, no transcript 23" in out
+    assert main(["items", "md3", "--data-dir", str(data_dir)]) == 0
+    assert "en_us: 427" in capsys.readouterr().out

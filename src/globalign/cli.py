@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", parents=[common], help="list the tasks and their options")
 
+    items = sub.add_parser("items", parents=[common], help="print a task's item counts per group (e.g. MD3 per dialect)",
+                           description="Build a task's items from the data folder and print how many there are "
+                                       "per group, and what was dropped and why.")
+    items.add_argument("task", choices=("md3",), help="task whose items to count")
+    items.add_argument("--source", default="study", choices=("study", "raw"),
+                       help="md3: the study's 894 items (default) or items built from the raw MD3 files")
+    items.add_argument("--overrides", type=Path, metavar="FILE", help="md3 with --source raw: overrides file")
+    items.add_argument("--data-dir", metavar="DIR", help="evaluation data (default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+
     rescore = sub.add_parser(
         "rescore", parents=[common], help="compute a task's metrics from predictions made elsewhere (no model runs)",
         description="Re-score predictions produced elsewhere (e.g. the study's raw outputs) with globalign's "
@@ -153,6 +162,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_items(args: argparse.Namespace) -> int:
+    from globalign.data.locate import resolve_data_dir
+    from globalign.data.md3 import load_md3_items
+
+    item_set = load_md3_items(resolve_data_dir(args.data_dir), args.source, args.overrides)
+    counts = item_set.counts()
+    print(f"md3 items ({item_set.source}, {item_set.path}): {sum(counts.values())}")
+    for dialect, count in counts.items():
+        dropped = item_set.dropped.get(dialect) if item_set.dropped else None
+        detail = f"  dropped: {', '.join(f'{reason} {n}' for reason, n in dropped.items())}" if dropped else ""
+        print(f"  {dialect}: {count}{detail}")
+    return 0
+
+
 def cmd_rescore(args: argparse.Namespace) -> int:
     from globalign.report.console import print_summary
     from globalign.rescore.run import parse_pair, rescore
@@ -196,7 +219,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
+            "items": cmd_items}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -217,7 +217,8 @@ def load_md3_items(data_dir: Path | None, source: str = "study", overrides_path:
     if source not in ITEM_SOURCES:
         raise DataError(f"MD3 item source must be one of {', '.join(ITEM_SOURCES)}, got '{source}'")
     if overrides_path is not None and source != "raw":
-        raise DataError("MD3 overrides apply to items built from the raw files: use items: raw")
+        raise DataError("MD3 overrides apply to items built from the raw files: use the raw item source "
+                        "(items: raw in a config, --source raw for `globalign items`)")
     if data_dir is None:
         raise DataError(f"MD3 data not found (looked in {describe_search(data_dir)}); MD3 has no hub copy, "
                         "give --data-dir with md3/raw and md3/paper_processed")
