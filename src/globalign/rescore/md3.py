@@ -67,8 +67,8 @@ def _read_file(path: Path) -> tuple[str, list[SampleRecord], dict[str, int]]:
         if with_probs and _missing(row["correct_answer_prob"], row["distractor_probs"]):
             agreement["choice_missing"] += 1
         elif with_probs:
-            # The file keeps no candidate order: put the correct word first (a tie counts as correct;
-            # with float probabilities the study's argmax never tied in its 13 files).
+            # The file keeps no candidate order: put the correct word first (so a tie counts as correct;
+            # on the study's 13 files the result agrees with its chose_correct_answer on every row).
             distribution = [_probability(row["correct_answer_prob"], where, "correct_answer_prob"),
                             *_distractor_probs(row["distractor_probs"], where, len(distractors))]
         record = records_for_item(item, model, "", row["generated_answer"].strip(), (item.secret_word, *distractors),
