@@ -93,13 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-score predictions produced elsewhere (e.g. the study's raw outputs) with globalign's "
                     "metrics and statistics, and write a run folder.",
     )
-    rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3)")
+    rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3, tydiqa)")
     rescore.add_argument("--predictions", required=True, type=Path, metavar="FILE_OR_DIR",
                          help="a prediction file, or a folder of them (one model per file)")
     rescore.add_argument("--output", required=True, type=Path, metavar="DIR", help="run folder to write")
     rescore.add_argument("--compare", action="append", metavar="BASE:ALIGNED",
                          help="model pair to compare (repeatable; default: the study's family pairs when the "
                               "models are the study's checkpoints, else every model vs the first)")
+    rescore.add_argument("--data-dir", metavar="DIR",
+                         help="evaluation data for gold answers (tydiqa; default: $GLOBALIGN_DATA_DIR, ../shared/data)")
     rescore.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
     rescore.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
     return parser
@@ -188,7 +190,10 @@ def cmd_rescore(args: argparse.Namespace) -> int:
             raise GlobalignError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     stats = StatsSettings(args.n_boot or defaults.n_boot, args.n_perm or defaults.n_perm, defaults.seed)
     pairs = [parse_pair(p) for p in args.compare] if args.compare else None
-    print_summary(rescore(args.task, args.predictions, args.output, pairs=pairs, stats=stats))
+    from globalign.data.locate import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    print_summary(rescore(args.task, args.predictions, args.output, pairs=pairs, stats=stats, data_dir=data_dir))
     return 0
 
 

@@ -37,8 +37,8 @@ def format_metrics(rows: Sequence[MetricRow]) -> list[str]:
         models = list(dict.fromkeys(r.model for r in chosen))
         lines.append(f"{task} / {metric} (x100, 95% CI)")
         groups = _group_order(task, [r.group for r in chosen])
-        if len(models) > 3 and len(groups) <= 5:
-            lines += _model_rows(chosen, models, groups)
+        if len(models) > 3:
+            lines += _model_rows(chosen, models, groups, with_ci=len(groups) <= 5)
             continue
         lines.append(f"  {'group':16}" + "".join(f"{m[:30]:>34}" for m in models))
         for group in groups:
@@ -54,17 +54,25 @@ def format_metrics(rows: Sequence[MetricRow]) -> list[str]:
     return lines
 
 
-def _model_rows(chosen: Sequence[MetricRow], models: list[str], groups: list[str]) -> list[str]:
-    """Many models, few groups (re-scoring a whole study): one line per model."""
+def _model_rows(chosen: Sequence[MetricRow], models: list[str], groups: list[str], *, with_ci: bool) -> list[str]:
+    """Many models (re-scoring a whole study): one line per model; CIs only when few groups fit."""
     width = max(len(m) for m in models)
-    lines = [f"  {'model':{width}}" + "".join(f"{g:>24}" for g in groups)]
+    cell = 24 if with_ci else 8
+    lines = [f"  {'model':{width}}" + "".join(f"{g:>{cell}}" for g in groups)]
     for model in models:
         cells = []
         for group in groups:
             match = [r for r in chosen if r.group == group and r.model == model]
             r = match[0] if match else None
-            cells.append(f"{_pct(r.value)} [{_pct(r.ci_low).strip()}, {_pct(r.ci_high).strip()}]" if r else "")
-        lines.append(f"  {model:{width}}" + "".join(f"{c:>24}" for c in cells))
+            if r is None:
+                cells.append("")
+            elif with_ci:
+                cells.append(f"{_pct(r.value)} [{_pct(r.ci_low).strip()}, {_pct(r.ci_high).strip()}]")
+            else:
+                cells.append(_pct(r.value))
+        lines.append(f"  {model:{width}}" + "".join(f"{c:>{cell}}" for c in cells))
+    if not with_ci:
+        lines.append("  (95% CIs and n: metrics.csv)")
     return lines
 
 

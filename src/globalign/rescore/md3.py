@@ -82,7 +82,8 @@ def _read_file(path: Path) -> tuple[str, list[SampleRecord], dict[str, int]]:
     return model, records, agreement
 
 
-def read_md3_predictions(path: Path) -> Predictions:
+def read_md3_predictions(path: Path, data_dir: Path | None = None) -> Predictions:
+    """The MD3 prediction files carry their own items (word, distractors), so `data_dir` is unused."""
     records: dict[str, list[SampleRecord]] = {}
     files: dict[str, list[str]] = {}
     notes: list[str] = []

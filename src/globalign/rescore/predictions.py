@@ -21,7 +21,7 @@ class Predictions:
 
 @dataclass(frozen=True)
 class Rescorer:
-    read: Callable[[Path], Predictions]
+    read: Callable[[Path, Path | None], Predictions]  # (predictions path, data folder for gold answers)
     metrics: Callable[[Mapping[str, Sequence[SampleRecord]], TaskSettings], list[MetricRow]]
     comparisons: Callable[
         [Mapping[str, Sequence[SampleRecord]], Sequence[tuple[str, str]], TaskSettings], list[ComparisonRow]

@@ -12,13 +12,13 @@ from typing import Any
 from globalign import __version__
 from globalign.errors import ConfigError, unknown_name
 from globalign.pipeline import RunSummary, package_versions
-from globalign.rescore import md3
+from globalign.rescore import md3, tydiqa
 from globalign.rescore.predictions import Rescorer
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.study_models import default_pairs
 from globalign.tasks.base import StatsSettings, TaskSettings
 
-RESCORERS: dict[str, Rescorer] = {"md3": md3.RESCORER}
+RESCORERS: dict[str, Rescorer] = {"md3": md3.RESCORER, "tydiqa": tydiqa.RESCORER}
 
 
 def rescore(
@@ -28,13 +28,14 @@ def rescore(
     *,
     pairs: Sequence[tuple[str, str]] | None = None,
     stats: StatsSettings | None = None,
+    data_dir: Path | None = None,
 ) -> RunSummary:
     started = time.perf_counter()
     if task not in RESCORERS:
         raise unknown_name("task for rescore", task, RESCORERS)
     rescorer = RESCORERS[task]
     check_output_dir(output)
-    read = rescorer.read(predictions)
+    read = rescorer.read(predictions, data_dir)
     models = list(read.records)
     if pairs:
         for pair in pairs:
@@ -55,6 +56,7 @@ def rescore(
         "mode": "rescore",
         "task": task,
         "predictions": str(predictions),
+        "data_dir": str(data_dir) if data_dir else None,
         "models": [{"name": m, "files": read.files[m], "n_items": len(read.records[m])} for m in models],
         "compare": [list(p) for p in chosen],
         "stats": vars(settings.stats),

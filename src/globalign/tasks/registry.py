@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from globalign.errors import unknown_name
-from globalign.tasks import global_opinions, md3
+from globalign.tasks import global_opinions, md3, tydiqa
 from globalign.tasks.base import Task, TaskSettings
 
 TASKS: dict[str, Callable[[TaskSettings], Task]] = {
     global_opinions.NAME: global_opinions.GlobalOpinionsTask,
     md3.NAME: md3.Md3Task,
+    tydiqa.NAME: tydiqa.TyDiQATask,
 }
 
-TASK_OPTIONS: dict[str, dict[str, str]] = {global_opinions.NAME: global_opinions.OPTIONS, md3.NAME: md3.OPTIONS}
+TASK_OPTIONS: dict[str, dict[str, str]] = {
+    global_opinions.NAME: global_opinions.OPTIONS,
+    md3.NAME: md3.OPTIONS,
+    tydiqa.NAME: tydiqa.OPTIONS,
+}
 
 
 def make_task(name: str, settings: TaskSettings) -> Task:

@@ -1,0 +1,216 @@
+"""Languages: TyDi QA GoldP, 1-shot extractive QA in 9 languages (PROTOCOL.md, Axis 2).
+
+Per question: the study's instruction, one same-language demonstration, then the question; greedy
+decoding of 50 new tokens, the text before the first blank line is the answer. Metrics: SQuAD exact
+match and token F1 (max over gold answers), plus a script-aware variant (docs/tydiqa.md). For each
+aligned model vs its base: the paired per-question difference per language, Holm across languages.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from globalign.data.tydiqa import CODE_BY_NAME, LANGUAGES, QAItem, load_tydiqa
+from globalign.engine.runner import Engine
+from globalign.errors import ConfigError, DataError, unknown_name
+from globalign.requests import GenerateRequest, content_hash
+from globalign.stats import holm, mean_ci, paired_difference
+from globalign.tasks.base import (
+    ComparisonRow,
+    MetricRow,
+    PromptParts,
+    SampleRecord,
+    TaskSettings,
+    check_task_options,
+    render_prompt,
+)
+from globalign.tasks.qa_metrics import QA_METRICS, extract_answer
+
+NAME = "tydiqa"
+OPTIONS = {"languages": "all (default) or a comma-separated list of codes or names: " + ", ".join(LANGUAGES)}
+MAX_NEW_TOKENS = 50
+STOP = ("\n\n",)
+INSTRUCTION = (
+    "Please answer the following questions about the text below by extracting the relevant answer from the "
+    "context. \n\nUse the following format:\nContext: A passage containing the answer to the question.\n"
+    "Question: The question being asked.\nExtracted Answer: The answer to the question using a direct excerpt "
+    "from the context.\n\n"
+)
+DEMO = "Context: {context}\nQuestion: {question}\nExtracted Answer: {answer}\n\n"
+QUERY = "Context: {context}\nQuestion: {question}\nExtracted Answer:"
+
+
+def build_prompt(item: QAItem, demo: QAItem) -> PromptParts:
+    """The study's 1-shot prompt, verbatim; with a chat template the whole prompt is the user turn."""
+    text = (INSTRUCTION + DEMO.format(context=demo.context, question=demo.question, answer=demo.answers[0])
+            + QUERY.format(context=item.context, question=item.question))
+    return PromptParts(raw=text, user=text)
+
+
+def pick_demo(item: QAItem, pool: Sequence[QAItem], seed: int) -> QAItem:
+    """One demonstration of the same language, drawn from (seed, question id): never the question
+    itself, and never a question on the same passage (its answer could give this one away).
+    `pool` may hold other languages; pass one language's questions to make this cheap."""
+    candidates = [d for d in pool if d.language == item.language and d.item_id != item.item_id
+                  and d.context != item.context]
+    if not candidates:
+        raise DataError(f"TyDi QA: no demonstration available for {item.item_id} (no other {item.language} passage)")
+    return candidates[random.Random(f"{seed}:{item.item_id}").randrange(len(candidates))]
+
+
+def score_answer(answer: str, golds: Sequence[str]) -> dict[str, float]:
+    return {name: fn(answer, golds) for name, fn in QA_METRICS.items()}
+
+
+def stratified_languages(items: Sequence[QAItem], limit: int, seed: int) -> list[QAItem]:
+    """`limit` questions split as evenly as possible across the languages present (seeded), in file
+    order: small languages (Bengali has 113) are not drowned by large ones in a small sample."""
+    by_language: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_language.setdefault(item.language, []).append(index)
+    languages = sorted(by_language)
+    quota = dict.fromkeys(languages, 0)
+    remaining = limit
+    while remaining > 0 and any(quota[c] < len(by_language[c]) for c in languages):
+        for code in languages:
+            if remaining and quota[code] < len(by_language[code]):
+                quota[code] += 1
+                remaining -= 1
+    rng = random.Random(seed)
+    picked = [i for c in languages for i in rng.sample(by_language[c], quota[c])]
+    return [items[i] for i in sorted(picked)]
+
+
+def make_record(item: QAItem, model: str, prompt: str, generation: str, demo_id: str) -> SampleRecord:
+    answer = extract_answer(generation)
+    return SampleRecord(
+        task=NAME, model=model, item_id=item.item_id, group=item.language,
+        prompt_hash=content_hash(prompt)[:16] if prompt else "", prediction=answer, distribution=None,
+        metrics=score_answer(answer, item.answers),
+        extra={"gold": list(item.answers), "demo_id": demo_id, "generation": generation},
+    )
+
+
+class TyDiQATask:
+    name = NAME
+
+    def __init__(self, settings: TaskSettings) -> None:
+        check_task_options(NAME, settings.options, OPTIONS)
+        self.settings = settings
+        self.languages = _languages(settings.options.get("languages", "all"))
+        self.data = load_tydiqa(settings.data_dir)
+        items = [q for q in self.data.dev if q.language in self.languages]
+        if settings.limit is not None and settings.limit < len(items):
+            items = stratified_languages(items, settings.limit, settings.seed)
+        if not items:
+            raise DataError("TyDi QA: no questions selected (check --limit and languages)")
+        self.items = items
+        self.demo_split = "train" if self.data.train else "dev"
+        pools: dict[str, list[QAItem]] = {}
+        for question in self.data.train or self.data.dev:
+            pools.setdefault(question.language, []).append(question)
+        self.demos = {item.item_id: pick_demo(item, pools.get(item.language, []), settings.seed) for item in items}
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "data_origin": self.data.origin,
+            "data_path": self.data.path,
+            "demo_split": self.demo_split,
+            "demo_note": ("1-shot demonstrations from the train split, as the study" if self.demo_split == "train"
+                          else "no train split found: demonstrations are other dev questions of the same "
+                               "language (never the question itself or its passage), seeded per question"),
+            "languages": list(self.languages),
+            "available_questions": self.data.counts(),
+            "n_questions": len(self.items),
+            "questions_per_language": {c: sum(1 for i in self.items if i.language == c) for c in self.languages},
+            "demos": {i.item_id: self.demos[i.item_id].item_id for i in self.items},
+            "max_new_tokens": MAX_NEW_TOKENS,
+        }
+
+    def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
+        prompts = [render_prompt(build_prompt(i, self.demos[i.item_id]), prompt_format, engine) for i in self.items]
+        generations = engine.generate([GenerateRequest(p, MAX_NEW_TOKENS, STOP) for p in prompts], desc=NAME)
+        return [make_record(item, engine.model.info.name, prompt, text, self.demos[item.item_id].item_id)
+                for item, prompt, text in zip(self.items, prompts, generations)]
+
+    def metrics(self, records: Mapping[str, Sequence[SampleRecord]]) -> list[MetricRow]:
+        return language_metrics(records, self.settings)
+
+    def comparisons(
+        self, records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]]
+    ) -> list[ComparisonRow]:
+        return language_comparisons(records, pairs, self.settings)
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    if value == "all":
+        return tuple(LANGUAGES)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"task {NAME}: languages must be 'all' or a list of codes ({', '.join(LANGUAGES)})")
+    codes = [CODE_BY_NAME.get(v.lower(), v) for v in value]  # "swahili" and "sw" both work
+    for code in codes:
+        if code not in LANGUAGES:
+            raise unknown_name("TyDi QA language", code, [*LANGUAGES, "all"])
+    return tuple(dict.fromkeys(codes))
+
+
+# ------------------------------------------------------------------------------------ aggregation
+def _table(records: Sequence[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
+    """language -> {question id: value}."""
+    table: dict[str, dict[str, float]] = {}
+    for record in records:
+        if metric in record.metrics:
+            table.setdefault(record.group, {})[record.item_id] = float(record.metrics[metric])
+    return table
+
+
+def _ordered(groups) -> list[str]:
+    return [c for c in (*LANGUAGES, *sorted(set(groups) - set(LANGUAGES))) if c in groups]
+
+
+def language_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
+    stats = settings.stats
+    rows = []
+    for model, model_records in records.items():
+        for metric in QA_METRICS:
+            table = _table(model_records, metric)
+            everything = [v for lang in table.values() for v in lang.values()]
+            for group, values in [("all", everything), *((c, list(table[c].values())) for c in _ordered(table))]:
+                est = mean_ci(values, n_boot=stats.n_boot, seed=stats.seed)
+                rows.append(MetricRow(NAME, model, group, metric, est.value, est.ci_low, est.ci_high, est.n))
+    return rows
+
+
+def language_comparisons(
+    records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]], settings: TaskSettings
+) -> list[ComparisonRow]:
+    """Paired per-question difference (model_b - model_a) per language, Holm across the languages; the
+    `all` row pools every question and is its own single test (p_adjusted = p)."""
+    stats = settings.stats
+    rows: list[ComparisonRow] = []
+    for model_a, model_b in pairs:
+        for metric in QA_METRICS:
+            table_a, table_b = _table(records[model_a], metric), _table(records[model_b], metric)
+            per_language = []
+            pooled_a: list[float] = []
+            pooled_b: list[float] = []
+            for code in _ordered(set(table_a) & set(table_b)):
+                ids = sorted(set(table_a[code]) & set(table_b[code]))  # the same questions for both
+                a, b = [table_a[code][i] for i in ids], [table_b[code][i] for i in ids]
+                pooled_a += a
+                pooled_b += b
+                per_language.append((code, paired_difference(a, b, n_boot=stats.n_boot, n_perm=stats.n_perm,
+                                                             seed=stats.seed)))
+            if not per_language:
+                continue
+            pooled = paired_difference(pooled_a, pooled_b, n_boot=stats.n_boot, n_perm=stats.n_perm, seed=stats.seed)
+            rows.append(ComparisonRow(NAME, "all", metric, model_a, model_b, pooled.delta, pooled.ci_low,
+                                      pooled.ci_high, pooled.p_value, pooled.p_value, pooled.test, pooled.n))
+            for (code, c), p_adj in zip(per_language, holm([c.p_value for _, c in per_language])):
+                rows.append(ComparisonRow(NAME, code, metric, model_a, model_b, c.delta, c.ci_low, c.ci_high,
+                                          c.p_value, p_adj, c.test, c.n))
+    return rows
