@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from globalign.errors import unknown_name
-from globalign.tasks import global_opinions, md3, tydiqa
+from globalign.tasks import belebele, global_opinions, md3, tydiqa
 from globalign.tasks.base import Task, TaskSettings
 
 TASKS: dict[str, Callable[[TaskSettings], Task]] = {
     global_opinions.NAME: global_opinions.GlobalOpinionsTask,
     md3.NAME: md3.Md3Task,
     tydiqa.NAME: tydiqa.TyDiQATask,
+    belebele.NAME: belebele.BelebeleTask,
 }
 
 TASK_OPTIONS: dict[str, dict[str, str]] = {
     global_opinions.NAME: global_opinions.OPTIONS,
     md3.NAME: md3.OPTIONS,
     tydiqa.NAME: tydiqa.OPTIONS,
+    belebele.NAME: belebele.OPTIONS,
 }
 
 
