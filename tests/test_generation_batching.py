@@ -150,3 +150,12 @@ def test_engine_generates_in_caller_order_and_caches(model, reference, tmp_path)
     again = Engine(model, cache, progress=False)
     assert again.generate(requests) == [reference[r] for r in requests]
     assert again.computed == 0 and again.reused == 4
+
+
+def test_token_budget_batches_split_long_prompts():
+    from globalign.models.hf import _token_budget_batches
+
+    lengths = [10, 10, 10, 500, 600, 5000]
+    assert _token_budget_batches(range(6), lengths, 32, 1200) == [[0, 1, 2], [3, 4], [5]]
+    assert _token_budget_batches(range(6), lengths, 2, 10**9) == [[0, 1], [2, 3], [4, 5]]
+    assert _token_budget_batches([], lengths, 4, 100) == []

@@ -48,6 +48,7 @@ class TransformersModel:
         device: str | None = None,
         threads: int | None = None,
         batch_size: int = 32,
+        max_batch_tokens: int = 16384,
         trust_remote_code: bool = False,
     ) -> None:
         import torch
@@ -56,6 +57,9 @@ class TransformersModel:
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
+        # Padded prompt tokens per generation batch: long prompts (a TyDi QA passage in Telugu is
+        # thousands of byte-level tokens) go in smaller batches instead of one huge padded one.
+        self.max_batch_tokens = max_batch_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
         self.model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code
@@ -201,8 +205,8 @@ class TransformersModel:
             key=lambda i: (requests[i].max_new_tokens, requests[i].stop, len(encoded[i])),
         )
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for batch in _token_budget_batches(order, [len(e) for e in encoded], self.batch_size,
+                                               self.max_batch_tokens):
                 width = max(len(encoded[i]) for i in batch)
                 ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long, device=self.device)
                 mask = torch.zeros((len(batch), width), dtype=torch.long, device=self.device)
@@ -288,6 +292,24 @@ class TransformersModel:
 
     def close(self) -> None:
         del self.model
+
+
+def _token_budget_batches(order: Sequence[int], lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Consecutive runs of `order` with at most `max_rows` rows and rows x longest prompt <= `max_tokens`
+    (a single longer prompt still gets a batch of its own)."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    width = 0
+    for index in order:
+        new_width = max(width, lengths[index])
+        if batch and (len(batch) + 1 > max_rows or (len(batch) + 1) * new_width > max_tokens):
+            batches.append(batch)
+            batch, new_width = [], lengths[index]
+        batch.append(index)
+        width = new_width
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
