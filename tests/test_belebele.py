@@ -24,8 +24,8 @@ from globalign.tasks.belebele import (
     build_prompt,
     format_choices,
     parse_languages,
-    stratified_sample,
 )
+from globalign.tasks.grouped import stratified_sample
 from globalign.tasks.registry import TASK_OPTIONS, TASKS
 
 # ------------------------------------------------------------------------------ a fixture in the hub's schema

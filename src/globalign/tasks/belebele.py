@@ -8,15 +8,14 @@ and overall; for base vs aligned, exact McNemar tests per language and overall, 
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from globalign.data.belebele import LANGUAGES, VARIANTS, BelebeleQuestion, load_belebele
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, UnknownNameError, unknown_name
 from globalign.requests import ScoreRequest, content_hash
-from globalign.stats import holm, mcnemar, mean_ci
+from globalign.tasks import grouped
 from globalign.tasks.base import (
     ComparisonRow,
     MetricRow,
@@ -60,21 +59,6 @@ def build_prompt(question: BelebeleQuestion) -> PromptParts:
     text = PROMPT_TEMPLATE.format(context=question.passage, question=question.question,
                                   choices=format_choices(question.answers))
     return PromptParts(raw=text, user=text)
-
-
-def stratified_sample(items: Sequence[T], key: Callable[[T], Hashable], limit: int, seed: int) -> list[T]:
-    """A seeded sample of `limit` items keeping each group's share (largest remainders), in input order."""
-    by_group: dict[Hashable, list[int]] = {}
-    for index, item in enumerate(items):
-        by_group.setdefault(key(item), []).append(index)
-    exact = {g: limit * len(ix) / len(items) for g, ix in by_group.items()}
-    quota = {g: int(v) for g, v in exact.items()}
-    order = sorted(exact, key=lambda g: (quota[g] - exact[g], str(g)))
-    for g in order[: limit - sum(quota.values())]:
-        quota[g] += 1
-    rng = random.Random(seed)
-    picked = [i for g in sorted(by_group, key=str) for i in rng.sample(by_group[g], min(quota[g], len(by_group[g])))]
-    return [items[i] for i in sorted(picked)]
 
 
 def parse_languages(value: Any) -> tuple[str, ...]:
@@ -122,7 +106,7 @@ class BelebeleTask:
         self.dataset = load_belebele(settings.data_dir, self.languages)
         questions = list(self.dataset.questions)
         if settings.limit is not None and settings.limit < len(questions):
-            questions = stratified_sample(questions, lambda q: q.language, settings.limit, settings.seed)
+            questions = grouped.stratified_sample(questions, lambda q: q.language, settings.limit, settings.seed)
         if not questions:
             raise DataError("Belebele: no questions selected (check --limit)")
         self.questions = questions
@@ -160,34 +144,12 @@ class BelebeleTask:
 
 
 # ------------------------------------------------------------------------------------ aggregation
-def _outcomes(records: Sequence[SampleRecord]) -> dict[str, dict[str, float]]:
-    """language -> {item id: 0/1}."""
-    table: dict[str, dict[str, float]] = {}
-    for record in records:
-        value = record.metrics.get("correct")
-        if value is not None:
-            table.setdefault(record.group, {})[record.item_id] = float(value)
-    return table
-
-
-def _languages(table: Mapping[str, object]) -> list[str]:
-    return [g for g in (*LANGUAGES, *sorted(set(table) - set(LANGUAGES))) if g in table]
-
-
 def language_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
     """Accuracy overall ("all") and per language, with percentile-bootstrap CIs."""
-    stats = settings.stats
-    rows = []
-    for model, model_records in records.items():
-        table = _outcomes(model_records)
-        if not table:
-            continue
-        values = {g: list(table[g].values()) for g in _languages(table)}
-        everything = [v for vals in values.values() for v in vals]
-        for group, vals in [("all", everything), *values.items()]:
-            est = mean_ci(vals, n_boot=stats.n_boot, seed=stats.seed)
-            rows.append(MetricRow(NAME, model, group, METRIC, est.value, est.ci_low, est.ci_high, est.n))
-    return rows
+    return [row for model, model_records in records.items()
+            for row in grouped.mean_rows(NAME, model, METRIC, grouped.per_item_table(model_records, "correct"),
+                                         LANGUAGES, settings.stats)
+            if model_records]
 
 
 def language_comparisons(
@@ -195,21 +157,9 @@ def language_comparisons(
 ) -> list[ComparisonRow]:
     """For each (base, aligned) pair: exact McNemar on the items both scored, overall and per language;
     Holm across those groups."""
-    stats = settings.stats
-    rows: list[ComparisonRow] = []
-    for model_a, model_b in pairs:
-        table_a, table_b = _outcomes(records[model_a]), _outcomes(records[model_b])
-        paired = {}
-        for group in (g for g in _languages(table_a) if g in table_b):
-            items = sorted(set(table_a[group]) & set(table_b[group]))  # the same items for both models
-            if items:
-                paired[group] = ([table_a[group][i] for i in items], [table_b[group][i] for i in items])
-        if not paired:
-            continue
-        everything = ([v for a, _ in paired.values() for v in a], [v for _, b in paired.values() for v in b])
-        tests = [(g, mcnemar(a, b, n_boot=stats.n_boot, seed=stats.seed))
-                 for g, (a, b) in [("all", everything), *paired.items()]]
-        for (group, c), p_adj in zip(tests, holm([c.p_value for _, c in tests])):
-            rows.append(ComparisonRow(NAME, group, METRIC, model_a, model_b, c.delta, c.ci_low, c.ci_high,
-                                      c.p_value, p_adj, c.test, c.n))
-    return rows
+    return [row for model_a, model_b in pairs
+            for row in grouped.mcnemar_rows(
+                NAME, METRIC, model_a, model_b,
+                grouped.paired_by_group(grouped.per_item_table(records[model_a], "correct"),
+                                        grouped.per_item_table(records[model_b], "correct"), LANGUAGES),
+                settings.stats)]

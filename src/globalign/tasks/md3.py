@@ -21,7 +21,8 @@ from globalign.data.md3 import DIALECTS, ITEM_SOURCES, WordGameItem, load_md3_it
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError
 from globalign.requests import GenerateRequest, ScoreRequest, content_hash
-from globalign.stats import gap_change, group_gap, holm, mcnemar, mean_ci, range_gap
+from globalign.stats import gap_change, group_gap, holm, range_gap
+from globalign.tasks import grouped
 from globalign.tasks.base import (
     ComparisonRow,
     MetricRow,
@@ -74,16 +75,7 @@ def generation_correct(answer: str, secret_word: str, distractors: Sequence[str]
 
 def stratified_sample(items: Sequence[WordGameItem], limit: int, seed: int) -> list[WordGameItem]:
     """A seeded sample of `limit` items that keeps each dialect's share (largest remainders), in file order."""
-    by_dialect: dict[str, list[int]] = {}
-    for index, item in enumerate(items):
-        by_dialect.setdefault(item.dialect, []).append(index)
-    exact = {d: limit * len(ix) / len(items) for d, ix in by_dialect.items()}
-    quota = {d: int(v) for d, v in exact.items()}
-    for d in sorted(exact, key=lambda d: (quota[d] - exact[d], d))[: limit - sum(quota.values())]:
-        quota[d] += 1
-    rng = random.Random(seed)
-    picked = [i for d in sorted(by_dialect) for i in rng.sample(by_dialect[d], min(quota[d], len(by_dialect[d])))]
-    return [items[i] for i in sorted(picked)]
+    return grouped.stratified_sample(items, lambda item: item.dialect, limit, seed)
 
 
 def records_for_item(
@@ -164,34 +156,17 @@ class Md3Task:
 
 
 # ------------------------------------------------------------------------------------ aggregation
-def _outcomes(records: Sequence[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
-    """dialect -> {item id: 0/1} for one metric prefix; items without that metric are left out."""
-    table: dict[str, dict[str, float]] = {}
-    for record in records:
-        value = record.metrics.get(f"{metric}_correct")
-        if value is not None:
-            table.setdefault(record.group, {})[record.item_id] = float(value)
-    return table
-
-
-def _dialects(table: Mapping[str, object]) -> list[str]:
-    return [d for d in (*DIALECTS, *sorted(set(table) - set(DIALECTS))) if d in table]
-
-
 def dialect_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
     """Accuracy per dialect and overall, the US-minus-each gaps and the best-minus-worst gap."""
     stats = settings.stats
     rows = []
     for model, model_records in records.items():
         for metric in METRICS:
-            table = _outcomes(model_records, metric)
+            table = grouped.per_item_table(model_records, f"{metric}_correct")
             if not table:
                 continue
-            values = {d: list(table[d].values()) for d in _dialects(table)}
-            everything = [v for d in values for v in values[d]]
-            for group, vals in [("all", everything), *values.items()]:
-                est = mean_ci(vals, n_boot=stats.n_boot, seed=stats.seed)
-                rows.append(MetricRow(NAME, model, group, f"{metric}_accuracy", est.value, est.ci_low, est.ci_high, est.n))
+            rows += grouped.mean_rows(NAME, model, f"{metric}_accuracy", table, DIALECTS, stats)
+            values = {d: list(table[d].values()) for d in grouped.ordered_groups(table, DIALECTS)}
             if REFERENCE_DIALECT in values:
                 for other in values:
                     if other != REFERENCE_DIALECT:
@@ -214,21 +189,11 @@ def dialect_comparisons(
     rows: list[ComparisonRow] = []
     for model_a, model_b in pairs:
         for metric in METRICS:
-            table_a, table_b = _outcomes(records[model_a], metric), _outcomes(records[model_b], metric)
-            dialects = [d for d in _dialects(table_a) if d in table_b]
-            paired = {}
-            for d in dialects:
-                items = sorted(set(table_a[d]) & set(table_b[d]))  # the same items for both models
-                if items:
-                    paired[d] = ([table_a[d][i] for i in items], [table_b[d][i] for i in items])
+            paired = grouped.paired_by_group(grouped.per_item_table(records[model_a], f"{metric}_correct"),
+                                             grouped.per_item_table(records[model_b], f"{metric}_correct"), DIALECTS)
             if not paired:
                 continue
-            everything = ([v for a, _ in paired.values() for v in a], [v for _, b in paired.values() for v in b])
-            tests = [(g, mcnemar(a, b, n_boot=stats.n_boot, seed=stats.seed))
-                     for g, (a, b) in [("all", everything), *paired.items()]]
-            for (group, c), p_adj in zip(tests, holm([c.p_value for _, c in tests])):
-                rows.append(ComparisonRow(NAME, group, f"{metric}_accuracy", model_a, model_b, c.delta, c.ci_low,
-                                          c.ci_high, c.p_value, p_adj, c.test, c.n))
+            rows += grouped.mcnemar_rows(NAME, f"{metric}_accuracy", model_a, model_b, paired, stats)
             a_by = {d: a for d, (a, _) in paired.items()}
             b_by = {d: b for d, (_, b) in paired.items()}
             gaps: list[tuple[str, tuple[str, str] | None]] = []

@@ -16,7 +16,8 @@ from globalign.data.tydiqa import CODE_BY_NAME, LANGUAGES, QAItem, load_tydiqa
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, unknown_name
 from globalign.requests import GenerateRequest, content_hash
-from globalign.stats import holm, mean_ci, paired_difference
+from globalign.stats import holm, paired_difference
+from globalign.tasks import grouped
 from globalign.tasks.base import (
     ComparisonRow,
     MetricRow,
@@ -159,30 +160,10 @@ def _languages(value: Any) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------ aggregation
-def _table(records: Sequence[SampleRecord], metric: str) -> dict[str, dict[str, float]]:
-    """language -> {question id: value}."""
-    table: dict[str, dict[str, float]] = {}
-    for record in records:
-        if metric in record.metrics:
-            table.setdefault(record.group, {})[record.item_id] = float(record.metrics[metric])
-    return table
-
-
-def _ordered(groups) -> list[str]:
-    return [c for c in (*LANGUAGES, *sorted(set(groups) - set(LANGUAGES))) if c in groups]
-
-
 def language_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
-    stats = settings.stats
-    rows = []
-    for model, model_records in records.items():
-        for metric in QA_METRICS:
-            table = _table(model_records, metric)
-            everything = [v for lang in table.values() for v in lang.values()]
-            for group, values in [("all", everything), *((c, list(table[c].values())) for c in _ordered(table))]:
-                est = mean_ci(values, n_boot=stats.n_boot, seed=stats.seed)
-                rows.append(MetricRow(NAME, model, group, metric, est.value, est.ci_low, est.ci_high, est.n))
-    return rows
+    return [row for model, model_records in records.items() for metric in QA_METRICS
+            for row in grouped.mean_rows(NAME, model, metric, grouped.per_item_table(model_records, metric),
+                                         tuple(LANGUAGES), settings.stats)]
 
 
 def language_comparisons(
@@ -194,23 +175,17 @@ def language_comparisons(
     rows: list[ComparisonRow] = []
     for model_a, model_b in pairs:
         for metric in QA_METRICS:
-            table_a, table_b = _table(records[model_a], metric), _table(records[model_b], metric)
-            per_language = []
-            pooled_a: list[float] = []
-            pooled_b: list[float] = []
-            for code in _ordered(set(table_a) & set(table_b)):
-                ids = sorted(set(table_a[code]) & set(table_b[code]))  # the same questions for both
-                a, b = [table_a[code][i] for i in ids], [table_b[code][i] for i in ids]
-                pooled_a += a
-                pooled_b += b
-                per_language.append((code, paired_difference(a, b, n_boot=stats.n_boot, n_perm=stats.n_perm,
-                                                             seed=stats.seed)))
-            if not per_language:
+            paired = grouped.paired_by_group(grouped.per_item_table(records[model_a], metric),
+                                             grouped.per_item_table(records[model_b], metric), tuple(LANGUAGES))
+            if not paired:
                 continue
-            pooled = paired_difference(pooled_a, pooled_b, n_boot=stats.n_boot, n_perm=stats.n_perm, seed=stats.seed)
-            rows.append(ComparisonRow(NAME, "all", metric, model_a, model_b, pooled.delta, pooled.ci_low,
-                                      pooled.ci_high, pooled.p_value, pooled.p_value, pooled.test, pooled.n))
-            for (code, c), p_adj in zip(per_language, holm([c.p_value for _, c in per_language])):
+            tests = {g: paired_difference(a, b, n_boot=stats.n_boot, n_perm=stats.n_perm, seed=stats.seed)
+                     for g, (a, b) in [("all", grouped.pooled(paired)), *paired.items()]}
+            everything = tests.pop("all")
+            rows.append(ComparisonRow(NAME, "all", metric, model_a, model_b, everything.delta, everything.ci_low,
+                                      everything.ci_high, everything.p_value, everything.p_value, everything.test,
+                                      everything.n))
+            for (code, c), p_adj in zip(tests.items(), holm([c.p_value for c in tests.values()])):
                 rows.append(ComparisonRow(NAME, code, metric, model_a, model_b, c.delta, c.ci_low, c.ci_high,
                                           c.p_value, p_adj, c.test, c.n))
     return rows
