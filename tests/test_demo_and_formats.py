@@ -32,12 +32,18 @@ def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache,
     assert any("different model families" in note for note in manifest["notes"])
     tasks = manifest["tasks"]
     assert len((output / "samples.jsonl").read_text().splitlines()) == 2 * (
-        tasks["global_opinions"]["n_questions"] + tasks["md3"]["n_items"])
+        tasks["global_opinions"]["n_questions"] + tasks["md3"]["n_items"] + tasks["tydiqa"]["n_questions"])
     # the dialect axis: accuracy per dialect and the US gaps for both models, paired McNemar per dialect
     dialect_rows = [r for r in rows if r["task"] == "md3" and r["metric"] == "generation_accuracy"]
     assert {(r["model"], r["group"]) for r in dialect_rows} == {
         (m, g) for m in models for g in ("all", "en_in", "en_ng", "en_us")}
-    assert tasks["md3"]["items_per_dialect"] == {"en_in": 11, "en_ng": 13, "en_us": 21}
+    assert tasks["md3"]["items_per_dialect"] == {"en_in": 9, "en_ng": 10, "en_us": 17}
+    # the language axis: 2 short-passage questions per language, per-language F1 for both models
+    assert tasks["tydiqa"]["questions_per_language"] == dict.fromkeys(("ar", "bn", "en", "fi", "id", "ko", "ru", "sw",
+                                                                        "te"), 2)
+    assert tasks["tydiqa"]["demo_split"] == "dev"
+    f1 = [r for r in rows if r["task"] == "tydiqa" and r["metric"] == "f1"]
+    assert {(r["model"], r["group"]) for r in f1} == {(m, g) for m in models for g in ("all", *tasks["tydiqa"]["languages"])}
     comparisons = list(csv.DictReader((output / "comparisons.csv").open()))
     assert {r["test"] for r in comparisons if r["task"] == "md3" and r["metric"] == "generation_accuracy"} == {
         "McNemar exact"}

@@ -250,3 +250,14 @@ def test_rescore_errors(data_dir, tmp_path, capsys, content, name, message):
                  "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_max_context_chars_limits_questions_and_demonstrations(data_dir):
+    from globalign.errors import ConfigError
+
+    task = TyDiQATask(TaskSettings(data_dir=data_dir, limit=18, options={"max_context_chars": 300}))
+    assert len(task.items) == 18 and all(len(i.context) <= 300 for i in task.items)
+    assert all(len(task.demos[i.item_id].context) <= 300 for i in task.items)
+    assert task.manifest()["max_context_chars"] == 300
+    with pytest.raises(ConfigError, match="max_context_chars must be a positive whole number"):
+        TyDiQATask(TaskSettings(data_dir=data_dir, options={"max_context_chars": "short"}))

@@ -30,7 +30,9 @@ from globalign.tasks.base import (
 from globalign.tasks.qa_metrics import QA_METRICS, extract_answer
 
 NAME = "tydiqa"
-OPTIONS = {"languages": "all (default) or a comma-separated list of codes or names: " + ", ".join(LANGUAGES)}
+OPTIONS = {"languages": "all (default) or a comma-separated list of codes or names: " + ", ".join(LANGUAGES),
+           "max_context_chars": "only passages of at most N characters, for questions and demonstrations "
+                                "(quick CPU runs such as the demo; default: no limit)"}
 MAX_NEW_TOKENS = 50
 STOP = ("\n\n",)
 INSTRUCTION = (
@@ -101,8 +103,9 @@ class TyDiQATask:
         check_task_options(NAME, settings.options, OPTIONS)
         self.settings = settings
         self.languages = _languages(settings.options.get("languages", "all"))
+        self.max_context_chars = _positive_int(settings.options.get("max_context_chars"), "max_context_chars")
         self.data = load_tydiqa(settings.data_dir)
-        items = [q for q in self.data.dev if q.language in self.languages]
+        items = [q for q in self.data.dev if q.language in self.languages and self._short_enough(q)]
         if settings.limit is not None and settings.limit < len(items):
             items = stratified_languages(items, settings.limit, settings.seed)
         if not items:
@@ -111,12 +114,17 @@ class TyDiQATask:
         self.demo_split = "train" if self.data.train else "dev"
         pools: dict[str, list[QAItem]] = {}
         for question in self.data.train or self.data.dev:
-            pools.setdefault(question.language, []).append(question)
+            if self._short_enough(question):
+                pools.setdefault(question.language, []).append(question)
         self.demos = {item.item_id: pick_demo(item, pools.get(item.language, []), settings.seed) for item in items}
+
+    def _short_enough(self, question: QAItem) -> bool:
+        return self.max_context_chars is None or len(question.context) <= self.max_context_chars
 
     def manifest(self) -> dict[str, Any]:
         return {
             "data_origin": self.data.origin,
+            "max_context_chars": self.max_context_chars,
             "data_path": self.data.path,
             "demo_split": self.demo_split,
             "demo_note": ("1-shot demonstrations from the train split, as the study" if self.demo_split == "train"
@@ -143,6 +151,14 @@ class TyDiQATask:
         self, records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]]
     ) -> list[ComparisonRow]:
         return language_comparisons(records, pairs, self.settings)
+
+
+def _positive_int(value: Any, option: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"task {NAME}: {option} must be a positive whole number, got {value!r}")
+    return value
 
 
 def _languages(value: Any) -> tuple[str, ...]:
