@@ -9,7 +9,7 @@ and overall; for base vs aligned, exact McNemar tests per language and overall, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from globalign.data.belebele import LANGUAGES, VARIANTS, BelebeleQuestion, load_belebele
 from globalign.engine.runner import Engine
@@ -45,7 +45,6 @@ PROMPT_TEMPLATE = (
     "Based on the choices the answer is: "
 )
 
-T = TypeVar("T")
 
 
 def format_choices(answers: Sequence[str]) -> str:
