@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3, tydiqa)")
     rescore.add_argument("--predictions", required=True, type=Path, metavar="FILE_OR_DIR",
-                         help="a prediction file, or a folder of them (one model per file)")
+                         help="a prediction file or a folder of them (md3: one CSV per model; tydiqa: "
+                              "<language>.json files, one folder per model)")
     rescore.add_argument("--output", required=True, type=Path, metavar="DIR", help="run folder to write")
     rescore.add_argument("--compare", action="append", metavar="BASE:ALIGNED",
                          help="model pair to compare (repeatable; default: the study's family pairs when the "
