@@ -11,13 +11,12 @@ revision (`load_belebele`).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from globalign.data.tables import read_text
+from globalign.data.tables import jsonl_objects
 from globalign.errors import DataError
 
 HF_REPO = "facebook/belebele"
@@ -134,22 +133,13 @@ def parse_row(row: Mapping[str, Any], language: str, variant: str, where: str) -
 def read_variant_file(path: Path, language: str, variant: str) -> list[BelebeleQuestion]:
     """All questions of one `<variant>.jsonl`; blank lines are skipped, item ids must be unique."""
     questions: list[BelebeleQuestion] = []
-    seen: dict[str, int] = {}
-    for lineno, line in enumerate(read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: malformed JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    seen: dict[str, str] = {}
+    for where, row in jsonl_objects(path, skip_blank=True):
         question = parse_row(row, language, variant, where)
         if question.item_id in seen:
             raise DataError(f"{where}: duplicate question (same link and question_number {question.question_number}"
-                            f" as line {seen[question.item_id]}; item id {question.item_id})")
-        seen[question.item_id] = lineno
+                            f" as {seen[question.item_id]}; item id {question.item_id})")
+        seen[question.item_id] = "line " + where.rsplit(":", 1)[1]
         questions.append(question)
     if not questions:
         raise DataError(f"{path}: no questions (empty file)")

@@ -10,7 +10,6 @@ The caveats of each source are in `../shared/data/README.md` section 3 and trave
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from globalign.data.locate import describe_search
-from globalign.data.tables import parse_literal, read_rows, read_text
+from globalign.data.tables import jsonl_objects, parse_literal, read_rows
 from globalign.errors import DataError
 
 HF_REPO = "Anthropic/llm_global_opinions"
@@ -158,18 +157,7 @@ def study_parser_selections(text: str) -> dict[str, list[float]]:
 # ---------------------------------------------------------------- file readers
 def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(`path:line`, row) for each line; every line must be a JSON object."""
-    lines = read_text(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for lineno, line in enumerate(lines, 1):
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: malformed JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        yield where, row
+    return jsonl_objects(path)
 
 
 def _field(row: Mapping[str, Any], name: str, kind: type, where: str) -> Any:

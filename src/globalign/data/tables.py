@@ -6,8 +6,10 @@ from __future__ import annotations
 import ast
 import csv
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from globalign.errors import DataError
 
@@ -84,3 +86,22 @@ def read_rows(
     except csv.Error as e:
         raise DataError(f"{path}: line {reader.line_num}: malformed file ({e})") from None
     return rows
+
+
+def jsonl_objects(path: Path, *, skip_blank: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(`path:line`, object) for each line of a JSON-lines file; every line must be a JSON object.
+    A final newline is fine; other blank lines are errors unless `skip_blank`."""
+    lines = read_text(path).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for lineno, line in enumerate(lines, 1):
+        where = f"{path}:{lineno}"
+        if skip_blank and not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: malformed JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        yield where, row
