@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-score predictions produced elsewhere (e.g. the study's raw outputs) with globalign's "
                     "metrics and statistics, and write a run folder.",
     )
-    rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3, tydiqa)")
+    rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3, tydiqa, where_from, askreddit)")
     rescore.add_argument("--predictions", required=True, type=Path, metavar="FILE_OR_DIR",
                          help="a prediction file or a folder of them (md3: one CSV per model; tydiqa: "
                               "<language>.json files, one folder per model)")
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model pair to compare (repeatable; default: the study's family pairs when the "
                               "models are the study's checkpoints, else every model vs the first)")
     rescore.add_argument("--data-dir", metavar="DIR",
-                         help="evaluation data for gold answers (tydiqa; default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+                         help="evaluation data (tydiqa gold answers, the askreddit country set; default: $GLOBALIGN_DATA_DIR, ../shared/data)")
     rescore.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
     rescore.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
     return parser

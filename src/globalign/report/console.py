@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from globalign.data.reward_probe import GALLUP_ORDERS, REFERENCE_COUNTRY
 from globalign.tasks.base import ComparisonRow, MetricRow
 from globalign.tasks.opinion_metrics import study_countries
 
 # Groups shown in the terminal for tasks with many groups (everything is in metrics.csv); a task not
 # listed here shows all of its groups (the dialect task has a handful).
-HEADLINE_GROUPS = {"global_opinions": ("all", *study_countries())}
+_PREFERENCE_HEADLINE = (REFERENCE_COUNTRY, *GALLUP_ORDERS["gallup_2023"], "gallup_2017", "gallup_2023", "all")
+HEADLINE_GROUPS = {"global_opinions": ("all", *study_countries()),
+                   "askreddit": _PREFERENCE_HEADLINE, "where_from": _PREFERENCE_HEADLINE}
 
 
 def _shown(task: str, group: str) -> bool:

@@ -12,13 +12,18 @@ from typing import Any
 from globalign import __version__
 from globalign.errors import ConfigError, unknown_name
 from globalign.pipeline import RunSummary, package_versions
-from globalign.rescore import md3, tydiqa
+from globalign.rescore import md3, reward_probe, tydiqa
 from globalign.rescore.predictions import Rescorer
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.study_models import default_pairs
 from globalign.tasks.base import StatsSettings, TaskSettings
 
-RESCORERS: dict[str, Rescorer] = {"md3": md3.RESCORER, "tydiqa": tydiqa.RESCORER}
+RESCORERS: dict[str, Rescorer] = {
+    "md3": md3.RESCORER,
+    "tydiqa": tydiqa.RESCORER,
+    "where_from": reward_probe.WHERE_FROM,
+    "askreddit": reward_probe.ASKREDDIT,
+}
 
 
 def rescore(
@@ -45,7 +50,7 @@ def rescore(
         chosen = list(pairs)
     else:
         chosen = default_pairs(models)
-    settings = TaskSettings(stats=stats or StatsSettings())
+    settings = TaskSettings(stats=stats or StatsSettings(), data_dir=data_dir)
     metrics = rescorer.metrics(read.records, settings)
     comparisons = rescorer.comparisons(read.records, chosen, settings)
     seconds = {"total": time.perf_counter() - started}

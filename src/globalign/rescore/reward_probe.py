@@ -1,0 +1,142 @@
+"""Reading country-preference scores made elsewhere: the study's reference reward files and its
+AskReddit LM-probe outputs (docs/reward_probes.md).
+
+- where_from: CSV with columns `country, reward` (optional `reward_model`), one file per model.
+- askreddit: CSV with a `Sentiment` column (positive/negative) and one column per country (Natural
+  Earth names), one row per question in the order of AskRedditCountries_final.csv. A file with a
+  `reward_model` column holds rewards; a file with a `model` column (and no `reward_model`) holds an
+  LM's mean NLL per country (lower = preferred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from globalign.data.reward_probe import (
+    GALLUP_ORDERS,
+    REFERENCE_COUNTRY,
+    load_country_set_181,
+    load_where_from_countries,
+)
+from globalign.data.tables import read_rows
+from globalign.errors import DataError
+from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
+from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, TaskSettings
+from globalign.tasks.country_preference import (
+    ProbeScores,
+    gallup_comparisons,
+    model_matrix,
+    probe_metrics,
+    samples,
+)
+
+
+def _number(text: str, where: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{where}: column '{column}' is not a number ({text[:30]!r})") from None
+    if not np.isfinite(value):
+        raise DataError(f"{where}: column '{column}' is not finite ({text!r})")
+    return value
+
+
+def _model_name(rows: list[tuple[str, dict[str, str]]], column: str, path: Path) -> str:
+    names = {row.get(column, "").strip() for _, row in rows} - {""}
+    if len(names) > 1:
+        raise DataError(f"{path}: the {column} column holds {len(names)} different names; give one file per model")
+    return names.pop() if names else path.stem
+
+
+def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
+    records: dict[str, list[SampleRecord]] = {}
+    files: dict[str, list[str]] = {}
+    for file in prediction_files(path, ".csv"):
+        rows = read_rows(file, ("country", "reward"))
+        if not rows:
+            raise DataError(f"{file}: no rows")
+        model = _model_name(rows, "reward_model", file)
+        countries = tuple(row["country"] for _, row in rows)
+        if len(set(countries)) != len(countries):
+            raise DataError(f"{file}: a country appears twice")
+        values = np.array([[_number(row["reward"], where, "reward") for where, row in rows]])
+        probe = ProbeScores("where_from", model, "reward", countries, ("where_from",), (True,), values)
+        if model in records:
+            raise DataError(f"{file}: model '{model}' already read from {files[model][0]}")
+        records[model], files[model] = samples(probe), [str(file)]
+    return Predictions(records, files)
+
+
+def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
+    records: dict[str, list[SampleRecord]] = {}
+    files: dict[str, list[str]] = {}
+    ranking_set = load_country_set_181(data_dir)
+    for file in prediction_files(path, ".csv"):
+        rows = read_rows(file, ("Sentiment", *ranking_set))
+        if not rows:
+            raise DataError(f"{file}: no rows")
+        header = rows[0][1].keys()
+        kind = "reward" if "reward_model" in header else "lm_nll" if "model" in header else None
+        if kind is None:
+            raise DataError(f"{file}: needs a reward_model column (rewards) or a model column (LM NLLs)")
+        model = _model_name(rows, "reward_model" if kind == "reward" else "model", file)
+        countries = tuple(c for c in header if c in set(load_where_from_countries(data_dir)))
+        positive = []
+        for where, row in rows:
+            sentiment = row["Sentiment"].strip().lower()
+            if sentiment not in ("positive", "negative"):
+                raise DataError(f"{where}: Sentiment must be positive or negative, got {row['Sentiment']!r}")
+            positive.append(sentiment == "positive")
+        values = np.array([[_number(row[c], where, c) for c in countries] for where, row in rows])
+        probe = ProbeScores("askreddit", model, kind, countries, tuple(str(i) for i in range(len(rows))),
+                            tuple(positive), values)
+        if model in records:
+            raise DataError(f"{file}: model '{model}' already read from {files[model][0]}")
+        records[model], files[model] = samples(probe), [str(file)]
+    return Predictions(records, files)
+
+
+def probe_from_records(records: Sequence[SampleRecord]) -> ProbeScores:
+    """The scores matrix back from samples.jsonl-style records (one per question)."""
+    first = records[0]
+    countries = tuple(first.metrics["values"])
+    values = np.array([[r.metrics["values"][c] for c in countries] for r in records])
+    return ProbeScores(first.task, first.model, first.metrics["kind"], countries, tuple(r.item_id for r in records),
+                       tuple(r.group == "positive" for r in records), values)
+
+
+def _ranking_set(task: str, probe: ProbeScores, settings: TaskSettings) -> list[str]:
+    return load_country_set_181(settings.data_dir) if task == "askreddit" else list(probe.countries)
+
+
+def preference_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
+    rows = []
+    for model_records in records.values():
+        probe = probe_from_records(model_records)
+        rows += probe_metrics(probe, _ranking_set(probe.task, probe, settings), REFERENCE_COUNTRY, settings.stats)
+    return rows
+
+
+def preference_comparisons(records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]],
+                           settings: TaskSettings) -> list[ComparisonRow]:
+    """Gallup correlations per model (askreddit) and the model x model matrix of all models read
+    (the matrix is the study's view, so `pairs` does not narrow it)."""
+    probes = [probe_from_records(r) for r in records.values()]
+    if not probes:
+        return []
+    ranking = _ranking_set(probes[0].task, probes[0], settings)
+    rows: list[ComparisonRow] = []
+    if probes[0].task == "askreddit":
+        for probe in probes:
+            rows += gallup_comparisons(probe, ranking, GALLUP_ORDERS, settings.stats)
+    rows += model_matrix(probes, ranking, settings.stats) if probes[0].task == "askreddit" else []
+    return rows
+
+
+WHERE_FROM = Rescorer(read_where_from, preference_metrics, preference_comparisons,
+                      "CSV files with columns country, reward (optional reward_model), one per model")
+ASKREDDIT = Rescorer(read_askreddit, preference_metrics, preference_comparisons,
+                     "CSV files with Sentiment and one column per country; reward_model (rewards) or model (LM NLLs)")
