@@ -12,7 +12,7 @@ from scipy.stats import rankdata, spearmanr
 
 from .intervals import Estimate, check_confidence, rows_per_chunk
 
-__all__ = ["SpearmanResult", "mean_rank_cis", "order_spearman", "pair_spearman", "question_ranks", "spearman"]
+__all__ = ["SpearmanResult", "column_mean_cis", "order_spearman", "pair_spearman", "question_ranks", "spearman"]
 
 
 def question_ranks(scores: ArrayLike, favourable_high: ArrayLike) -> np.ndarray:
@@ -32,32 +32,38 @@ def question_ranks(scores: ArrayLike, favourable_high: ArrayLike) -> np.ndarray:
     return rankdata(signed, method="average", axis=1)
 
 
-def mean_rank_cis(ranks: np.ndarray, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> list[Estimate]:
-    """Each country's mean rank over the questions, with a percentile bootstrap CI that resamples
-    questions (whole rows, so every country is resampled on the same questions)."""
+def column_mean_cis(values: np.ndarray, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> list[Estimate]:
+    """Each column's mean over the rows (e.g. a country's mean rank over questions), with a
+    percentile bootstrap CI that resamples rows (whole questions, the same for every column).
+    Values must be finite."""
     check_confidence(confidence)
-    n_q, n_c = ranks.shape
-    means = ranks.mean(axis=0)
-    boot = _bootstrap_column_means(ranks, n_boot, seed)
+    n_q, n_c = values.shape
+    means = values.mean(axis=0)
+    boot = _bootstrap_column_means(values, n_boot, seed)
     alpha = 1.0 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
     return [Estimate(float(means[c]), float(low[c]), float(high[c]), n_q) for c in range(n_c)]
 
 
 def _bootstrap_column_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    # The same seed draws the same question indices whatever the column count, so two models
-    # resampled with one seed are resampled on the same questions (pair_spearman relies on it).
-    """(n_boot x columns) means of row-resampled `values`, in bounded-memory blocks."""
+    """(n_boot x columns) means of row-resampled `values`.
+
+    Each resample is a vector of multinomial counts over the rows, so its column means are one matrix
+    product (counts @ values / n) instead of a gather of n x columns values: 10,000 resamples of
+    554 questions x 362 columns take a fraction of a second. The same seed draws the same counts
+    whatever the column count, so two models resampled with one seed are resampled on the same
+    questions (pair_spearman relies on it). Blocks bound the memory of the counts matrix."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     rng = np.random.default_rng(seed)
     n = values.shape[0]
+    uniform = np.full(n, 1.0 / n)
     out = np.empty((n_boot, values.shape[1]))
-    step = rows_per_chunk(n * values.shape[1])  # the gathered block is rows x n x columns
+    step = rows_per_chunk(n)
     for start in range(0, n_boot, step):
         rows = min(step, n_boot - start)
-        idx = rng.integers(0, n, size=(rows, n))
-        out[start : start + rows] = values[idx].mean(axis=1)
+        counts = rng.multinomial(n, uniform, size=rows).astype(np.float64)
+        out[start : start + rows] = counts @ values / n
     return out
 
 

@@ -15,8 +15,7 @@ from itertools import combinations
 
 import numpy as np
 
-from globalign.stats import mean_ci
-from globalign.stats.ranks import mean_rank_cis, order_spearman, pair_spearman, question_ranks
+from globalign.stats.ranks import column_mean_cis, order_spearman, pair_spearman, question_ranks
 from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, StatsSettings
 
 GALLUP_MODEL = "Gallup US favourability"
@@ -67,29 +66,25 @@ def probe_metrics(probe: ProbeScores, ranking_set: Sequence[str], reference: str
                   stats: StatsSettings) -> list[MetricRow]:
     """Per country: the mean raw value over questions; over the ranking set: mean rank (CI over
     questions) and win rates against `reference` on positive and on negative questions."""
-    rows = []
     value_name = "reward" if probe.kind == "reward" else "nll_mean"
-    for c, country in enumerate(probe.countries):
-        est = mean_ci(probe.values[:, c], n_boot=stats.n_boot, seed=stats.seed)
-        rows.append(MetricRow(probe.task, probe.model, country, value_name, est.value, est.ci_low, est.ci_high, est.n))
-    columns = _columns(probe, ranking_set)
-    scores = probe.scores[:, columns]
+    cis = column_mean_cis(probe.values, n_boot=stats.n_boot, seed=stats.seed)
+    rows = [MetricRow(probe.task, probe.model, c, value_name, e.value, e.ci_low, e.ci_high, e.n)
+            for c, e in zip(probe.countries, cis)]
     positive = np.array(probe.positive)
-    ranks = question_ranks(scores, positive)
-    for country, est in zip(ranking_set, mean_rank_cis(ranks, n_boot=stats.n_boot, seed=stats.seed)):
-        rows.append(MetricRow(probe.task, probe.model, country, "mean_rank", est.value, est.ci_low, est.ci_high, est.n))
+    ranks = question_ranks(probe.scores[:, _columns(probe, ranking_set)], positive)
+    cis = column_mean_cis(ranks, n_boot=stats.n_boot, seed=stats.seed)
+    rows += [MetricRow(probe.task, probe.model, c, "mean_rank", e.value, e.ci_low, e.ci_high, e.n)
+             for c, e in zip(ranking_set, cis)]
     if reference in ranking_set:
         ref = list(ranking_set).index(reference)
+        others = [c for c in range(len(ranking_set)) if c != ref]
         for label, mask in (("win_rate_positive", positive), ("win_rate_negative", ~positive)):
             if not mask.any():
                 continue
-            ahead = ranks[mask] < ranks[mask][:, [ref]]
-            for c, country in enumerate(ranking_set):
-                if c == ref:
-                    continue
-                est = mean_ci(ahead[:, c].astype(float), n_boot=stats.n_boot, seed=stats.seed)
-                rows.append(MetricRow(probe.task, probe.model, country, label, est.value, est.ci_low, est.ci_high,
-                                      est.n))
+            ahead = (ranks[mask] < ranks[mask][:, [ref]]).astype(np.float64)[:, others]
+            cis = column_mean_cis(ahead, n_boot=stats.n_boot, seed=stats.seed)
+            rows += [MetricRow(probe.task, probe.model, ranking_set[c], label, e.value, e.ci_low, e.ci_high, e.n)
+                     for c, e in zip(others, cis)]
     return rows
 
 
