@@ -86,7 +86,10 @@ def format_comparisons(rows: Sequence[ComparisonRow]) -> list[str]:
                   and _shown(task, r.group)]
         if not chosen:
             continue
-        lines.append(f"{task} / {metric}: {b} - {a} (x100, paired, Holm-adjusted p)")
+        what = ("Spearman rho, CI from resampling questions" if metric.startswith("spearman")
+                else "paired, Holm-adjusted p")
+        lines.append(f"{task} / {metric}: {b} vs {a} (x100, {what})" if metric.startswith("spearman")
+                     else f"{task} / {metric}: {b} - {a} (x100, {what})")
         order = _group_order(task, [r.group for r in chosen])
         for r in sorted(chosen, key=lambda r: order.index(r.group)):
             lines.append(f"  {r.group:16} {_pct(r.delta)} [{_pct(r.ci_low).strip()}, {_pct(r.ci_high).strip()}]"
