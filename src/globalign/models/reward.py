@@ -1,0 +1,624 @@
+"""Reward models behind one interface: a scalar reward for each (prompt, response).
+
+Three backends:
+- `SequenceClassificationReward`: any transformers `AutoModelForSequenceClassification` with exactly
+  one output label (reward = logits[:, 0]).
+- `ValueHeadReward`: the Starling-RM-7B-alpha layout (a causal-LM trunk without its LM head plus a
+  `Linear(hidden, 1, bias=False)` value head, both read from one checkpoint file); reward = the value
+  head at the last non-padding token.
+- `JudgeReward`: any instruct LM asked "Is this a good, helpful response? Answer Yes or No."; reward =
+  log p("Yes") - log p("No") through the LM's `score` primitive (and the Engine's request cache).
+
+Text conventions (see docs/reward_models.md): the classifier and value-head backends read the caller's
+full text, `prompt + response` exactly as given (the probes build `<s>[INST] q </s> [/INST] r</s>`
+themselves). That text is tokenised with `add_special_tokens=False` when it already starts with the
+tokenizer's BOS string, else with the tokenizer's defaults; it is truncated on the LEFT (its end is
+kept) to `max_length` tokens. The judge reads the question and the response separately
+(`split_llama2_chat` takes a Llama-2 chat wrapper apart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+from globalign.errors import GlobalignError
+from globalign.models.base import LanguageModel, ModelInfo
+from globalign.models.fingerprint import combine, file_sha256, folder_sha256
+from globalign.models.hf import _token_budget_batches, _torch_dtype
+from globalign.models.packaged import PACKAGED_MODELS
+from globalign.models.resolve import ModelSpec, load_model
+from globalign.requests import ScoreRequest, content_hash
+
+if TYPE_CHECKING:
+    from globalign.engine.runner import Engine
+    from globalign.store.request_cache import RequestCache
+
+# Part of every reward fingerprint: bump when reward code changes in a way that could change a number.
+REWARD_CODE_VERSION = "reward-1"
+JUDGE_CODE_VERSION = "judge-1"
+
+RewardKind = Literal["auto", "classifier", "value_head", "judge"]
+KINDS = ("auto", "classifier", "value_head", "judge")
+
+DEFAULT_VALUE_HEAD_MAX_LENGTH = 2048  # Starling-RM-7B-alpha's reference code truncates to 2048 tokens
+FALLBACK_MAX_LENGTH = 2048  # a classifier whose config and tokenizer state no limit
+
+JUDGE_TEMPLATE = (
+    "Here is a question and a response.\n\n"
+    "Question: {prompt}\n\n"
+    "Response: {response}\n\n"
+    "Is this a good, helpful response? Answer Yes or No."
+)
+
+# Trunk weights in a value-head checkpoint sit under one of these prefixes, tried in this order:
+# "transformer." (Starling-RM's GPTRewardModel: self.transformer = causal_lm.model), "model.model."
+# (the same module saved through its `model` attribute), "model." (a CausalLM state dict + v_head),
+# "backbone.", and "" (bare trunk keys next to v_head.weight).
+TRUNK_PREFIXES = ("transformer.", "model.model.", "model.", "backbone.", "")
+VALUE_HEAD_KEY = "v_head.weight"
+VALUE_HEAD_BIAS_KEY = "v_head.bias"
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+_TORCH_SUFFIXES = (".bin", ".pt", ".pth")
+_NOT_WEIGHTS = ("optim", "training_args", "rng_state", "scheduler", "trainer_state")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json",
+                    "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+_HUB_BASE_FILES = ["*.json", "tokenizer*", "*.model", "*.jinja", "*.txt"]
+
+
+# -- requests and the interface -----------------------------------------------------------------
+@dataclass(frozen=True)
+class RewardRequest:
+    """One (prompt, response) pair. Classifier and value-head backends read `prompt + response`
+    exactly as given; the judge reads the two parts separately."""
+
+    prompt: str
+    response: str
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.response
+
+    def key(self) -> str:
+        return content_hash("reward", self.prompt, self.response)
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    info: ModelInfo
+
+    def reward(self, requests: Sequence[RewardRequest]) -> list[float]:
+        """One scalar reward per request, in order (batched inside)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+# -- Llama-2 chat text ----------------------------------------------------------------------------
+_LLAMA2_CHAT = re.compile(r"^\s*(?:<s>)?\s*\[INST\](?P<q>.*?)(?:</s>)?\s*\[/INST\](?P<r>.*)$", re.DOTALL)
+_LLAMA2_SYSTEM = re.compile(r"^\s*<<SYS>>.*?<</SYS>>", re.DOTALL)
+
+
+def llama2_chat_text(question: str, response: str) -> str:
+    """The single-turn text Starling-RM-7B-alpha's model card scores: `<s>[INST] q </s> [/INST] r</s>`."""
+    return f"<s>[INST] {question} </s> [/INST] {response}</s>"
+
+
+def split_llama2_chat(text: str) -> tuple[str, str]:
+    """(question, response) of a single-turn Llama-2 chat text.
+
+    Accepts `<s>[INST] q </s> [/INST] r</s>` (Starling-RM's card) and `<s>[INST] q [/INST] r</s>`
+    (Llama-2's own template), with or without the leading `<s>` and trailing `</s>`. A `<<SYS>>...<</SYS>>`
+    block at the start of the user turn is dropped; both parts are stripped of surrounding whitespace.
+    """
+    match = _LLAMA2_CHAT.match(text)
+    if not match:
+        raise GlobalignError("not a Llama-2 chat text: expected '<s>[INST] question [/INST] response</s>'")
+    question, response = match.group("q"), match.group("r")
+    if "[INST]" in question or "[INST]" in response or "[/INST]" in response:
+        raise GlobalignError("only single-turn Llama-2 chat texts can be split into (question, response)")
+    question = _LLAMA2_SYSTEM.sub("", question, count=1).strip()
+    response = response.strip()
+    if response.endswith("</s>"):
+        response = response[: -len("</s>")].rstrip()
+    return question, response
+
+
+# -- tokenised backends (classifier, value head) --------------------------------------------------
+class _TokenizedReward:
+    """Shared by the classifier and value-head backends: left-truncated tokenisation, length-sorted
+    right-padded batches with an attention mask, one reward per row."""
+
+    def __init__(self, tokenizer, *, max_length: int, add_special_tokens: bool | None, pad_id: int,
+                 device: str, batch_size: int, max_batch_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.tokenizer.truncation_side = "left"  # keep the END of a long text (the response)
+        self.max_length = max_length
+        self.add_special_tokens = add_special_tokens
+        self.pad_id = pad_id
+        self.device = device
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of the full text, truncated on the left to `max_length` by the tokenizer itself
+        (special tokens the tokenizer adds, e.g. a BOS, are kept; the text's own tokens are cut)."""
+        special = self.add_special_tokens
+        if special is None:
+            bos = getattr(self.tokenizer, "bos_token", None)
+            special = not (bos and text.startswith(bos))
+        ids = self.tokenizer(text, add_special_tokens=special, truncation=True,
+                             max_length=self.max_length)["input_ids"]
+        return list(ids)
+
+    def _encode_all(self, requests: Sequence[RewardRequest]) -> list[list[int]]:
+        encoded = [self.encode(r.text) for r in requests]
+        for index, ids in enumerate(encoded):
+            if not ids:
+                raise GlobalignError(f"reward request {index} has no tokens (empty prompt and response)")
+        return encoded
+
+    def reward(self, requests: Sequence[RewardRequest]) -> list[float]:
+        """Rewards in request order. Rows are sorted by length and cut into batches of at most
+        `batch_size` rows and `max_batch_tokens` padded tokens; padding is on the RIGHT, so every real
+        token keeps the position ids and attention it has in an unpadded pass."""
+        import torch
+
+        encoded = self._encode_all(requests)
+        lengths = [len(ids) for ids in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: lengths[i])
+        rewards: list[float] = [0.0] * len(encoded)
+        with torch.inference_mode():
+            for batch in _token_budget_batches(order, lengths, self.batch_size, self.max_batch_tokens):
+                width = max(lengths[i] for i in batch)
+                ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long, device=self.device)
+                mask = torch.zeros((len(batch), width), dtype=torch.long, device=self.device)
+                for row, index in enumerate(batch):
+                    ids[row, : lengths[index]] = torch.tensor(encoded[index], device=self.device)
+                    mask[row, : lengths[index]] = 1
+                values = self._forward(ids, mask)
+                for row, index in enumerate(batch):
+                    rewards[index] = float(values[row].item())
+        return rewards
+
+    def reward_unbatched(self, requests: Sequence[RewardRequest]) -> list[float]:
+        """Reference: one request at a time, no padding."""
+        import torch
+
+        rewards = []
+        with torch.inference_mode():
+            for ids in self._encode_all(requests):
+                tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
+                rewards.append(float(self._forward(tensor, torch.ones_like(tensor))[0].item()))
+        return rewards
+
+    def _forward(self, ids, mask):  # (rows, width) right-padded -> (rows,) float rewards
+        raise NotImplementedError
+
+
+class SequenceClassificationReward(_TokenizedReward):
+    """A transformers sequence classifier with one output label: reward = logits[:, 0].
+
+    Decoder classifiers (LlamaForSequenceClassification, ...) pool at the rightmost token that is not
+    `config.pad_token_id` (transformers' rule); batches are padded with exactly that id, so a padded
+    row pools where its unpadded pass does. When the config has no pad id, the tokenizer's pad (else
+    unk, else eos, else 0) is used and written into the config.
+    """
+
+    def __init__(self, folder: Path, tokenizer_folder: Path, *, name: str, source: str, content_hash: str,
+                 dtype: str = "float32", device: str | None = None, threads: int | None = None,
+                 batch_size: int = 32, max_batch_tokens: int = 16384, max_length: int | None = None,
+                 add_special_tokens: bool | None = None, trust_remote_code: bool = False) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        _check_classifier_config(config, name)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            folder, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code
+        ).to(device)
+        self.model.eval()
+        text_config = self.model.config.get_text_config()
+        pad_id = text_config.pad_token_id
+        if pad_id is None:
+            pad_id = _tokenizer_pad_id(tokenizer)
+            text_config.pad_token_id = pad_id
+            self.model.config.pad_token_id = pad_id
+        max_length = max_length or _model_max_length(config, tokenizer)
+        super().__init__(tokenizer, max_length=max_length, add_special_tokens=add_special_tokens, pad_id=pad_id,
+                         device=device, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
+        self.info = ModelInfo(
+            name=name,
+            backend="transformers",
+            fingerprint=combine("reward", REWARD_CODE_VERSION, "classifier", content_hash, dtype,
+                                str(max_length), str(add_special_tokens)),
+            source=source,
+            dtype=dtype,
+            add_bos=_tokenizer_adds_bos(tokenizer),
+            details={"kind": "classifier", "architecture": type(self.model).__name__, "device": device,
+                     "max_length": str(max_length), "pad_token_id": str(pad_id)},
+        )
+
+    def _forward(self, ids, mask):
+        return self.model(input_ids=ids, attention_mask=mask).logits[:, 0].float()
+
+    def close(self) -> None:
+        del self.model
+
+
+class ValueHeadReward(_TokenizedReward):
+    """Starling-RM-7B-alpha's layout: trunk (`AutoModel` of the folder's config, no LM head) + a linear
+    value head, both from one checkpoint (`torch.load(weights_only=True)` or safetensors).
+
+    reward = v_head(last hidden state at the LAST NON-PADDING token) of each row. Batches are padded on
+    the right with an attention mask, and the row's last real token is at `mask.sum() - 1`: the value
+    Starling's reference code reads (the position before the first pad).
+    """
+
+    def __init__(self, folder: Path, tokenizer_folder: Path, checkpoint_files: Sequence[Path], *, name: str,
+                 source: str, content_hash: str, dtype: str = "float32", device: str | None = None,
+                 threads: int | None = None, batch_size: int = 32, max_batch_tokens: int = 16384,
+                 max_length: int | None = None, add_special_tokens: bool | None = None,
+                 trust_remote_code: bool = False) -> None:
+        import torch
+        from accelerate import init_empty_weights
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = _torch_dtype(dtype)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, trust_remote_code=trust_remote_code)
+        state: dict = {}
+        for path in checkpoint_files:
+            state.update(_load_tensors(path))
+        # Parameters on the meta device (no 7B random init), buffers (rotary inv_freq) built for real.
+        with init_empty_weights():
+            trunk = AutoModel.from_config(config, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        expected = list(trunk.state_dict())
+        prefix = _trunk_prefix(state, expected, name)
+        trunk.load_state_dict({k: state[prefix + k].to(torch_dtype) for k in expected}, strict=True, assign=True)
+        if any(p.is_meta for p in trunk.parameters()):
+            raise GlobalignError(f"reward model '{name}': checkpoint leaves some trunk weights unset")
+        hidden = config.get_text_config().hidden_size
+        weight = state[VALUE_HEAD_KEY]
+        if tuple(weight.shape) != (1, hidden):
+            raise GlobalignError(
+                f"reward model '{name}': v_head.weight has shape {tuple(weight.shape)}, expected (1, {hidden})"
+            )
+        bias = state.get(VALUE_HEAD_BIAS_KEY)
+        v_head = torch.nn.Linear(hidden, 1, bias=bias is not None, dtype=torch_dtype)
+        with torch.no_grad():
+            v_head.weight.copy_(weight.to(torch_dtype))
+            if bias is not None:
+                v_head.bias.copy_(bias.reshape(1).to(torch_dtype))
+        self.trunk = trunk.to(device).eval()
+        self.v_head = v_head.to(device).eval()
+        self.trunk_prefix = prefix
+        max_length = max_length or DEFAULT_VALUE_HEAD_MAX_LENGTH
+        super().__init__(tokenizer, max_length=max_length, add_special_tokens=add_special_tokens,
+                         pad_id=_tokenizer_pad_id(tokenizer), device=device, batch_size=batch_size,
+                         max_batch_tokens=max_batch_tokens)
+        self.info = ModelInfo(
+            name=name,
+            backend="transformers",
+            fingerprint=combine("reward", REWARD_CODE_VERSION, "value_head", content_hash, dtype,
+                                str(max_length), str(add_special_tokens)),
+            source=source,
+            dtype=dtype,
+            add_bos=_tokenizer_adds_bos(tokenizer),
+            details={"kind": "value_head", "architecture": type(trunk).__name__, "device": device,
+                     "max_length": str(max_length), "checkpoint": ",".join(p.name for p in checkpoint_files),
+                     "trunk_prefix": prefix, "v_head_bias": str(bias is not None)},
+        )
+
+    def _forward(self, ids, mask):
+        import torch
+
+        hidden = self.trunk(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        last = mask.sum(dim=1) - 1  # right padding: index of each row's last real token
+        picked = hidden[torch.arange(ids.shape[0], device=ids.device), last]
+        return self.v_head(picked).squeeze(-1).float()
+
+    def close(self) -> None:
+        del self.trunk, self.v_head
+
+
+# -- judge ----------------------------------------------------------------------------------------
+class JudgeReward:
+    """An instruct LM as a judge: reward = log p("Yes") - log p("No") as the assistant's reply to
+    `template` (filled with the question and the response) in the LM's chat template.
+
+    Both answers are scored with the LM's `score` primitive (a `ScoreRequest` with continuations
+    ("Yes", "No"); reward = nll_sum("No") - nll_sum("Yes")) through an Engine, so answers are
+    de-duplicated and, when the Engine has a request cache, cached under the LM's fingerprint. For a
+    judge the "prompt" is the question text and the "response" the filled response, without any chat
+    wrapper (`split_llama2_chat` strips one).
+    """
+
+    def __init__(self, model_or_engine: LanguageModel | Engine, *, template: str = JUDGE_TEMPLATE,
+                 yes: str = "Yes", no: str = "No", owns_model: bool = False) -> None:
+        from globalign.engine.runner import Engine
+
+        if isinstance(model_or_engine, Engine):
+            self.engine = model_or_engine
+        else:
+            self.engine = Engine(model_or_engine, None, progress=False)
+        if "{prompt}" not in template or "{response}" not in template:
+            raise GlobalignError("judge template must contain {prompt} and {response}")
+        self.lm: LanguageModel = self.engine.model
+        self.template, self.yes, self.no = template, yes, no
+        self.owns_model = owns_model
+        lm = self.lm.info
+        self.info = ModelInfo(
+            name=lm.name,
+            backend=lm.backend,
+            fingerprint=combine("reward", JUDGE_CODE_VERSION, "judge", lm.fingerprint, template, yes, no),
+            source=lm.source,
+            dtype=lm.dtype,
+            add_bos=lm.add_bos,
+            family=lm.family,
+            details={**lm.details, "kind": "judge", "lm_fingerprint": lm.fingerprint},
+        )
+
+    @classmethod
+    def from_engine(cls, engine: Engine, **kwargs) -> JudgeReward:
+        """A judge whose Yes/No scores go through `engine` (its de-duplication and request cache)."""
+        return cls(engine, **kwargs)
+
+    def user_message(self, request: RewardRequest) -> str:
+        values = {"prompt": request.prompt, "response": request.response}
+        return re.sub(r"\{(prompt|response)\}", lambda m: values[m.group(1)], self.template)
+
+    def score_request(self, request: RewardRequest) -> ScoreRequest:
+        """The judging prompt (chat template, assistant turn open and empty) with ("Yes", "No")."""
+        return ScoreRequest(self.lm.apply_chat_template(self.user_message(request)), (self.yes, self.no))
+
+    def reward(self, requests: Sequence[RewardRequest]) -> list[float]:
+        rows = self.engine.score([self.score_request(r) for r in requests], desc="judging")
+        return [no.nll_sum - yes.nll_sum for yes, no in rows]
+
+    def close(self) -> None:
+        if self.owns_model:
+            self.lm.close()
+
+
+# -- loading --------------------------------------------------------------------------------------
+def load_reward_model(
+    spec_or_path: ModelSpec | str | Path,
+    kind: RewardKind = "auto",
+    *,
+    tokenizer: str | Path | None = None,
+    max_length: int | None = None,
+    add_special_tokens: bool | None = None,
+    max_batch_tokens: int = 16384,
+    cache: RequestCache | None = None,
+    judge_template: str = JUDGE_TEMPLATE,
+    progress: bool = False,
+) -> RewardModel:
+    """Load a reward model from a local folder or a hub id (`kind` "auto", "classifier", "value_head"),
+    or any language model globalign can load as a judge (`kind="judge"`, e.g. "smollm2-135m-instruct").
+
+    "auto" picks the value head when a checkpoint in the folder holds `v_head.weight`, else the
+    classifier when config.json names a `*ForSequenceClassification` architecture with one label.
+    `tokenizer` (folder or hub id) is needed when the folder ships none (Starling-RM-7B-alpha: use
+    meta-llama/Llama-2-7b-chat-hf). `max_length`: left-truncation limit in tokens (value head: 2048;
+    classifier: the model's own limit). `cache`: the judge's request cache.
+    """
+    spec = spec_or_path if isinstance(spec_or_path, ModelSpec) else ModelSpec(str(spec_or_path))
+    if kind not in KINDS:
+        raise GlobalignError(f"unknown reward model kind '{kind}'; use one of {', '.join(KINDS)}")
+    if kind == "judge":
+        from globalign.engine.runner import Engine
+
+        lm = load_model(spec)
+        return JudgeReward(Engine(lm, cache, progress=progress), template=judge_template, owns_model=True)
+    if spec.name in PACKAGED_MODELS:
+        raise GlobalignError(
+            f"model '{spec.name}' is a packaged language model, not a reward model; use kind='judge'"
+        )
+    folder, source, folder_hash = _locate_reward_folder(spec)
+    checkpoint = _value_head_files(folder)
+    if kind == "auto":
+        if checkpoint:
+            kind = "value_head"
+        elif _is_classifier_config(folder):
+            kind = "classifier"
+        else:
+            raise GlobalignError(
+                f"reward model '{spec.name}': neither a checkpoint with v_head.weight nor a "
+                "*ForSequenceClassification config; pass kind='judge' to use a language model as a judge"
+            )
+    tokenizer_folder, tokenizer_hash = _tokenizer_folder(folder, tokenizer, spec)
+    common = {"name": spec.name, "source": source, "dtype": spec.dtype, "device": spec.device,
+              "threads": spec.threads, "batch_size": spec.batch_size, "max_batch_tokens": max_batch_tokens,
+              "max_length": max_length, "add_special_tokens": add_special_tokens,
+              "trust_remote_code": spec.trust_remote_code}
+    if kind == "value_head":
+        if not checkpoint:
+            raise GlobalignError(f"reward model '{spec.name}': no checkpoint in {folder} holds v_head.weight")
+        extra = [file_sha256(p) for p in checkpoint if p.suffix not in (".safetensors", ".bin")]
+        content = combine(folder_hash, tokenizer_hash, *extra)
+        return ValueHeadReward(folder, tokenizer_folder, checkpoint, content_hash=content, **common)
+    return SequenceClassificationReward(folder, tokenizer_folder,
+                                        content_hash=combine(folder_hash, tokenizer_hash), **common)
+
+
+def _locate_reward_folder(spec: ModelSpec) -> tuple[Path, str, str]:
+    """(folder, source description, content hash) of a local folder or a hub id."""
+    name = spec.name
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise GlobalignError(f"reward model '{name}': folder has no config.json (not a Hugging Face model folder)")
+        return path, str(path.resolve()), folder_sha256(path)
+    if _HUB_ID.match(name) and not path.exists():
+        folder = _download(name, spec.revision, weights=True)
+        return folder, f"hub:{name}@{folder.name}", f"hub:{name}@{folder.name}"
+    raise GlobalignError(f"reward model '{name}': not a folder or a Hugging Face hub id (owner/name)")
+
+
+def _download(repo_id: str, revision: str | None, *, weights: bool) -> Path:
+    """A hub snapshot's top-level config/tokenizer files and, with `weights`, its weights (safetensors
+    when the repo has any, else .bin/.pt/.pth; training state such as optimizer files is skipped)."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        patterns = list(_HUB_BASE_FILES)
+        if weights:
+            top = [f for f in HfApi().list_repo_files(repo_id, revision=revision) if "/" not in f]
+            has_safetensors = any(f.endswith(".safetensors") for f in top)
+            patterns += ["*.safetensors"] if has_safetensors else [f"*{s}" for s in _TORCH_SUFFIXES]
+        ignore = ["*/*", *(f"*{word}*" for word in _NOT_WEIGHTS if word != "trainer_state")]
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, ignore_patterns=ignore))
+    except Exception as exc:  # offline, gated, missing: the hub client raises many types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GlobalignError(
+            f"model '{repo_id}': cannot fetch from the Hugging Face hub ({first_line}); pass a local folder instead"
+        ) from exc
+
+
+def _tokenizer_folder(folder: Path, tokenizer: str | Path | None, spec: ModelSpec) -> tuple[Path, str]:
+    """(tokenizer folder, its hash: "" when it is the model folder, already hashed)."""
+    if tokenizer is None:
+        if any((folder / f).is_file() for f in _TOKENIZER_FILES):
+            return folder, ""
+        try:
+            base = json.loads((folder / "config.json").read_text("utf-8")).get("_name_or_path", "")
+        except (OSError, ValueError):
+            base = ""
+        hint = f" (its config names '{base}')" if base else ""
+        raise GlobalignError(
+            f"reward model '{spec.name}': folder has no tokenizer files; pass tokenizer=<folder or hub id>{hint}"
+        )
+    path = Path(tokenizer).expanduser()
+    if path.is_dir():
+        return path, folder_sha256(path)
+    if _HUB_ID.match(str(tokenizer)) and not path.exists():
+        downloaded = _download(str(tokenizer), None, weights=False)
+        return downloaded, f"hub:{tokenizer}@{downloaded.name}"
+    raise GlobalignError(f"tokenizer '{tokenizer}': not a folder or a Hugging Face hub id (owner/name)")
+
+
+def _is_classifier_config(folder: Path) -> bool:
+    try:
+        config = json.loads((folder / "config.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GlobalignError(f"cannot read {folder / 'config.json'}: {exc}") from None
+    return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def _check_classifier_config(config, name: str) -> None:
+    architectures = getattr(config, "architectures", None) or []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        raise GlobalignError(
+            f"reward model '{name}': config.json names no *ForSequenceClassification architecture "
+            f"({', '.join(map(str, architectures)) or 'none'}); a classifier head would be random"
+        )
+    if config.num_labels != 1:
+        raise GlobalignError(
+            f"reward model '{name}': classifier has {config.num_labels} labels; a reward model needs exactly 1"
+        )
+
+
+def _model_max_length(config, tokenizer) -> int:
+    limits = [getattr(config.get_text_config(), "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None)]
+    sane = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    return min(sane) if sane else FALLBACK_MAX_LENGTH
+
+
+def _tokenizer_pad_id(tokenizer) -> int:
+    """Any real token id to pad with (the attention mask hides it): pad, else unk, else eos, else 0."""
+    for attribute in ("pad_token_id", "unk_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attribute, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def _tokenizer_adds_bos(tokenizer) -> bool:
+    bos = getattr(tokenizer, "bos_token_id", None)
+    with_special = tokenizer("a")["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return bool(bos is not None and len(with_special) > len(plain) and with_special[0] == bos)
+
+
+# -- checkpoint files -----------------------------------------------------------------------------
+def _weight_files(folder: Path) -> list[Path]:
+    """Top-level weight files, safetensors first, training state (optimizer, rng, args) left out."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not any(w in p.name for w in _NOT_WEIGHTS)]
+    return ([p for p in files if p.suffix == ".safetensors"]
+            + [p for p in files if p.suffix in _TORCH_SUFFIXES])
+
+
+def _value_head_files(folder: Path) -> list[Path]:
+    """The checkpoint file(s) holding v_head.weight (all shards when an index names it), else []."""
+    for index_name in _INDEX_FILES:
+        index = folder / index_name
+        if index.is_file():
+            weight_map = json.loads(index.read_text("utf-8")).get("weight_map", {})
+            if VALUE_HEAD_KEY in weight_map:
+                return sorted({folder / f for f in weight_map.values()})
+    for path in _weight_files(folder):
+        if VALUE_HEAD_KEY in _tensor_names(path):
+            return [path]  # one self-contained checkpoint (Starling-RM ships a single file)
+    return []
+
+
+def _tensor_names(path: Path) -> set[str]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            return set(handle.keys())
+    return set(_load_tensors(path))
+
+
+def _load_tensors(path: Path) -> dict:
+    """A flat name -> tensor dict; torch files are read with weights_only=True (memory-mapped when the
+    file is in the zip format) and a {"module"|"state_dict"|"model": {...}} wrapper is unwrapped."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GlobalignError(f"cannot read checkpoint {path} with weights_only=True: {first_line}") from exc
+    if not isinstance(state, dict):
+        raise GlobalignError(f"checkpoint {path} does not hold a state dict")
+    for wrapper in ("module", "state_dict", "model"):
+        if len(state) == 1 and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _trunk_prefix(state: dict, expected: Sequence[str], name: str) -> str:
+    """The first of TRUNK_PREFIXES under which the checkpoint holds every trunk weight."""
+    for prefix in TRUNK_PREFIXES:
+        if all(prefix + key in state for key in expected):
+            return prefix
+    sample = ", ".join(sorted(k for k in state if k != VALUE_HEAD_KEY)[:3]) or "none"
+    raise GlobalignError(
+        f"reward model '{name}': checkpoint has no complete trunk under the prefixes "
+        f"{', '.join(repr(p) for p in TRUNK_PREFIXES)} (expected e.g. 'transformer.{expected[0]}'; "
+        f"found {sample})"
+    )
