@@ -10,26 +10,19 @@ AskReddit LM-probe outputs (docs/reward_probes.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from globalign.data.reward_probe import (
-    GALLUP_ORDERS,
-    REFERENCE_COUNTRY,
-    load_country_set_181,
-    load_where_from_countries,
-)
+from globalign.data.reward_probe import load_country_set_181, load_where_from_countries
 from globalign.data.tables import read_rows
 from globalign.errors import DataError
 from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
-from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, TaskSettings
+from globalign.tasks.base import SampleRecord
 from globalign.tasks.country_preference import (
     ProbeScores,
-    gallup_comparisons,
-    model_matrix,
-    probe_metrics,
+    preference_comparisons,
+    preference_metrics,
     samples,
 )
 
@@ -97,43 +90,6 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
             raise DataError(f"{file}: model '{model}' already read from {files[model][0]}")
         records[model], files[model] = samples(probe), [str(file)]
     return Predictions(records, files)
-
-
-def probe_from_records(records: Sequence[SampleRecord]) -> ProbeScores:
-    """The scores matrix back from samples.jsonl-style records (one per question)."""
-    first = records[0]
-    countries = tuple(first.metrics["values"])
-    values = np.array([[r.metrics["values"][c] for c in countries] for r in records])
-    return ProbeScores(first.task, first.model, first.metrics["kind"], countries, tuple(r.item_id for r in records),
-                       tuple(r.group == "positive" for r in records), values)
-
-
-def _ranking_set(task: str, probe: ProbeScores, settings: TaskSettings) -> list[str]:
-    return load_country_set_181(settings.data_dir) if task == "askreddit" else list(probe.countries)
-
-
-def preference_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
-    rows = []
-    for model_records in records.values():
-        probe = probe_from_records(model_records)
-        rows += probe_metrics(probe, _ranking_set(probe.task, probe, settings), REFERENCE_COUNTRY, settings.stats)
-    return rows
-
-
-def preference_comparisons(records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]],
-                           settings: TaskSettings) -> list[ComparisonRow]:
-    """Gallup correlations per model (askreddit) and the model x model matrix of all models read
-    (the matrix is the study's view, so `pairs` does not narrow it)."""
-    probes = [probe_from_records(r) for r in records.values()]
-    if not probes:
-        return []
-    ranking = _ranking_set(probes[0].task, probes[0], settings)
-    rows: list[ComparisonRow] = []
-    if probes[0].task == "askreddit":
-        for probe in probes:
-            rows += gallup_comparisons(probe, ranking, GALLUP_ORDERS, settings.stats)
-    rows += model_matrix(probes, ranking, settings.stats) if probes[0].task == "askreddit" else []
-    return rows
 
 
 WHERE_FROM = Rescorer(read_where_from, preference_metrics, preference_comparisons,

@@ -15,8 +15,9 @@ from itertools import combinations
 
 import numpy as np
 
+from globalign.data.reward_probe import GALLUP_ORDERS, REFERENCE_COUNTRY, load_country_set_181
 from globalign.stats.ranks import column_mean_cis, order_spearman, pair_spearman, question_ranks
-from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, StatsSettings
+from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, StatsSettings, TaskSettings
 
 GALLUP_MODEL = "Gallup US favourability"
 
@@ -116,4 +117,41 @@ def model_matrix(probes: Sequence[ProbeScores], ranking_set: Sequence[str], stat
         rows.append(ComparisonRow(a.task, "all", "spearman_mean_rank", a.model, b.model, result.rho, result.ci_low,
                                   result.ci_high, result.p_value, result.p_value, "Spearman (CI: question bootstrap)",
                                   result.n))
+    return rows
+
+
+def probe_from_records(records: Sequence[SampleRecord]) -> ProbeScores:
+    """The scores matrix back from samples.jsonl-style records (one per question)."""
+    first = records[0]
+    countries = tuple(first.metrics["values"])
+    values = np.array([[r.metrics["values"][c] for c in countries] for r in records])
+    return ProbeScores(first.task, first.model, first.metrics["kind"], countries, tuple(r.item_id for r in records),
+                       tuple(r.group == "positive" for r in records), values)
+
+
+def _ranking_set(task: str, probe: ProbeScores, settings: TaskSettings) -> list[str]:
+    return load_country_set_181(settings.data_dir) if task == "askreddit" else list(probe.countries)
+
+
+def preference_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
+    rows = []
+    for model_records in records.values():
+        probe = probe_from_records(model_records)
+        rows += probe_metrics(probe, _ranking_set(probe.task, probe, settings), REFERENCE_COUNTRY, settings.stats)
+    return rows
+
+
+def preference_comparisons(records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]],
+                           settings: TaskSettings) -> list[ComparisonRow]:
+    """Gallup correlations per model (askreddit) and the model x model matrix of all models read
+    (the matrix is the study's view, so `pairs` does not narrow it)."""
+    probes = [probe_from_records(r) for r in records.values()]
+    if not probes:
+        return []
+    ranking = _ranking_set(probes[0].task, probes[0], settings)
+    rows: list[ComparisonRow] = []
+    if probes[0].task == "askreddit":
+        for probe in probes:
+            rows += gallup_comparisons(probe, ranking, GALLUP_ORDERS, settings.stats)
+    rows += model_matrix(probes, ranking, settings.stats) if probes[0].task == "askreddit" else []
     return rows

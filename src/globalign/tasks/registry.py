@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from globalign.errors import unknown_name
-from globalign.tasks import belebele, global_opinions, md3, tydiqa
+from globalign.tasks import belebele, global_opinions, md3, preference_probes, tydiqa
 from globalign.tasks.base import Task, TaskSettings
 
 TASKS: dict[str, Callable[[TaskSettings], Task]] = {
@@ -13,6 +13,8 @@ TASKS: dict[str, Callable[[TaskSettings], Task]] = {
     md3.NAME: md3.Md3Task,
     tydiqa.NAME: tydiqa.TyDiQATask,
     belebele.NAME: belebele.BelebeleTask,
+    preference_probes.WhereFromTask.name: preference_probes.WhereFromTask,
+    preference_probes.AskRedditTask.name: preference_probes.AskRedditTask,
 }
 
 TASK_OPTIONS: dict[str, dict[str, str]] = {
@@ -20,6 +22,8 @@ TASK_OPTIONS: dict[str, dict[str, str]] = {
     md3.NAME: md3.OPTIONS,
     tydiqa.NAME: tydiqa.OPTIONS,
     belebele.NAME: belebele.OPTIONS,
+    preference_probes.WhereFromTask.name: preference_probes.OPTIONS,
+    preference_probes.AskRedditTask.name: preference_probes.OPTIONS,
 }
 
 
