@@ -19,7 +19,11 @@ def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache,
     done = subprocess.run([sys.executable, "-m", "globalign.cli", "demo", "--quiet", "--output", str(output),
                            "--data-dir", str(data_dir)], check=False, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(p.name for p in output.iterdir()) == ["comparisons.csv", "manifest.json", "metrics.csv", "samples.jsonl"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "comparisons.csv", "manifest.json", "map_askreddit_mean_rank_smollm2-135m-instruct.png", "metrics.csv",
+        "samples.jsonl"]
+    assert (output / "map_askreddit_mean_rank_smollm2-135m-instruct.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Map: " in done.stdout and "181 countries drawn" in done.stdout
     assert "different families" in done.stdout
     assert str(output) in done.stdout
     rows = list(csv.DictReader((output / "metrics.csv").open()))
@@ -32,7 +36,12 @@ def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache,
     assert any("different model families" in note for note in manifest["notes"])
     tasks = manifest["tasks"]
     assert len((output / "samples.jsonl").read_text().splitlines()) == 2 * (
-        tasks["global_opinions"]["n_questions"] + tasks["md3"]["n_items"] + tasks["tydiqa"]["n_questions"])
+        tasks["global_opinions"]["n_questions"] + tasks["md3"]["n_items"] + tasks["tydiqa"]["n_questions"]
+        + tasks["askreddit"]["n_questions"] + tasks["where_from"]["n_questions"])
+    # the country-preference axis: the LM probe over 254 countries, and the judge on the Gallup countries
+    assert tasks["askreddit"]["n_countries"] == 254 and tasks["where_from"]["scorer"] == "judge"
+    judge_rewards = [r for r in rows if r["task"] == "where_from" and r["metric"] == "reward"]
+    assert {r["model"] for r in judge_rewards} == models and len(judge_rewards) == 2 * 22
     # the dialect axis: accuracy per dialect and the US gaps for both models, paired McNemar per dialect
     dialect_rows = [r for r in rows if r["task"] == "md3" and r["metric"] == "generation_accuracy"]
     assert {(r["model"], r["group"]) for r in dialect_rows} == {

@@ -18,7 +18,12 @@ DEMO_TASKS = {
     "global_opinions": {"limit": 80},
     "md3": {"limit": 36},
     "tydiqa": {"limit": 18, "max_context_chars": 300},
+    # country preferences: the LM probe on 4 AskReddit questions x 254 countries (shared-prompt path),
+    # and the model as a judge-style reward model on "Where are you from?" for the 22 Gallup countries
+    "askreddit": {"limit": 4},
+    "where_from": {"scorer": "judge", "countries": "gallup"},
 }
+MAP_TASK, MAP_METRIC = "askreddit", "mean_rank"
 DEMO_STATS = {"n_boot": 2000, "n_perm": 2000}
 
 
@@ -41,4 +46,23 @@ def run_demo(output: Path, *, data_dir: str | None = None, progress: bool = True
         },
         "demo",
     )
-    print_summary(run(config, progress=progress))
+    summary = run(config, progress=progress)
+    print_summary(summary)
+    draw_demo_map(summary, output)
+
+
+def draw_demo_map(summary, output: Path) -> None:
+    """A world map of the aligned model's AskReddit mean rank (1 = most favoured), in the run folder."""
+    from globalign.report.maps import choropleth
+
+    model = DEMO_MODELS[-1]
+    values = {r.group: r.value for r in summary.metrics
+              if r.task == MAP_TASK and r.metric == MAP_METRIC and r.model == model}
+    if not values:
+        return
+    png = output / f"map_{MAP_TASK}_{MAP_METRIC}_{model}.png"
+    result = choropleth(values, title=f"{model}: mean rank of each country on {len(values)} countries "
+                                      "(AskReddit LM probe, demo sample)",
+                        label="mean rank (1 = most favoured)", output_png=png, cmap="viridis_r")
+    unmatched = f"; names without a map shape: {', '.join(result.unmatched)}" if result.unmatched else ""
+    print(f"Map: {png} ({len(result.matched)} countries drawn{unmatched})")

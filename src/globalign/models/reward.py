@@ -336,6 +336,14 @@ class ValueHeadReward(_TokenizedReward):
 
 
 # -- judge ----------------------------------------------------------------------------------------
+def _has_chat_template(lm: LanguageModel) -> bool:
+    try:
+        lm.apply_chat_template("x")
+    except GlobalignError:
+        return False
+    return True
+
+
 class JudgeReward:
     """An instruct LM as a judge: reward = log p("Yes") - log p("No") as the assistant's reply to
     `template` (filled with the question and the response) in the LM's chat template.
@@ -360,6 +368,7 @@ class JudgeReward:
         self.lm: LanguageModel = self.engine.model
         self.template, self.yes, self.no = template, yes, no
         self.owns_model = owns_model
+        self.uses_chat_template = _has_chat_template(self.lm)
         lm = self.lm.info
         self.info = ModelInfo(
             name=lm.name,
@@ -369,7 +378,8 @@ class JudgeReward:
             dtype=lm.dtype,
             add_bos=lm.add_bos,
             family=lm.family,
-            details={**lm.details, "kind": "judge", "lm_fingerprint": lm.fingerprint},
+            details={**lm.details, "kind": "judge", "lm_fingerprint": lm.fingerprint,
+                     "judge_prompt": "chat template" if self.uses_chat_template else "plain text"},
         )
 
     @classmethod
@@ -382,8 +392,14 @@ class JudgeReward:
         return re.sub(r"\{(prompt|response)\}", lambda m: values[m.group(1)], self.template)
 
     def score_request(self, request: RewardRequest) -> ScoreRequest:
-        """The judging prompt (chat template, assistant turn open and empty) with ("Yes", "No")."""
-        return ScoreRequest(self.lm.apply_chat_template(self.user_message(request)), (self.yes, self.no))
+        """The judging prompt (chat template, assistant turn open and empty) with ("Yes", "No").
+
+        A model without a chat template (a pretrained base) judges the same text as plain prose ending
+        in "\nAnswer:", with the candidates " Yes" and " No" (a space, as text continues there)."""
+        message = self.user_message(request)
+        if self.uses_chat_template:
+            return ScoreRequest(self.lm.apply_chat_template(message), (self.yes, self.no))
+        return ScoreRequest(f"{message}\nAnswer:", (f" {self.yes}", f" {self.no}"))
 
     def reward(self, requests: Sequence[RewardRequest]) -> list[float]:
         rows = self.engine.score([self.score_request(r) for r in requests], desc="judging")

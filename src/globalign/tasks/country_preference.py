@@ -130,7 +130,12 @@ def probe_from_records(records: Sequence[SampleRecord]) -> ProbeScores:
 
 
 def _ranking_set(task: str, probe: ProbeScores, settings: TaskSettings) -> list[str]:
-    return load_country_set_181(settings.data_dir) if task == "askreddit" else list(probe.countries)
+    """AskReddit ranks the study's 181 countries (those of them the probe scored, when a run used a
+    subset); where-from ranks every country it scored."""
+    if task != "askreddit":
+        return list(probe.countries)
+    scored = set(probe.countries)
+    return [c for c in load_country_set_181(settings.data_dir) if c in scored]
 
 
 def preference_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:

@@ -1,10 +1,14 @@
 """The country-preference probes run on a model (PROTOCOL.md, Axis 4): `where_from` and `askreddit`.
 
-A language model is probed by likelihood: for each question, the prompt is the question plus the
-response template's text before `{country}`, and each country " <name>" is a candidate scored with
-the shared-prompt path of the engine (one prompt pass, then all 254 candidates on its KV cache); the
-value is the candidates' mean token NLL. Rankings, win rates and correlations follow
-tasks/country_preference.py.
+Two scorers (option `scorer`):
+- `lm` (default): likelihood. For each question the prompt is the question plus the response
+  template's text before `{country}`, and each country " <name>" is a candidate scored with the
+  shared-prompt path of the engine (one prompt pass, then all candidates on its KV cache); the value
+  is the candidates' mean token NLL (lower = preferred).
+- `judge`: the model as a reward model: log p("Yes") - log p("No") after a fixed judging question
+  about the filled response (models/reward.py, JudgeReward); one prompt per (question, country), so
+  it costs far more than `lm`: use `countries: gallup` or `--limit` on a CPU.
+Rankings, win rates and correlations follow tasks/country_preference.py.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from globalign.data.reward_probe import AskRedditQuestion, load_askreddit, load_where_from_countries
+from globalign.data.reward_probe import (
+    GALLUP_ORDERS,
+    REFERENCE_COUNTRY,
+    AskRedditQuestion,
+    load_askreddit,
+    load_where_from_countries,
+)
 from globalign.engine.runner import Engine
-from globalign.errors import DataError
+from globalign.errors import ConfigError, DataError
+from globalign.models.reward import JudgeReward, RewardRequest
 from globalign.requests import ScoreRequest
 from globalign.tasks.base import (
     ComparisonRow,
@@ -36,7 +47,11 @@ from globalign.tasks.country_preference import (
 )
 
 WHERE_FROM = AskRedditQuestion(0, "Where are you from?", "I am from {country}.", "positive", "where_from", "")
-OPTIONS: dict[str, str] = {}
+OPTIONS = {
+    "scorer": "lm (likelihood of the country tokens, default) or judge (log p(Yes) - log p(No) as a reward)",
+    "countries": "all (the 254, default) or gallup (the study's 21 Gallup countries and the United States)",
+}
+SCORERS = ("lm", "judge")
 
 
 def lm_prompt_parts(question: AskRedditQuestion) -> PromptParts:
@@ -52,7 +67,17 @@ class _ProbeTask:
     def __init__(self, settings: TaskSettings) -> None:
         check_task_options(self.name, settings.options, OPTIONS)
         self.settings = settings
+        self.scorer = settings.options.get("scorer", "lm")
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"task {self.name}: scorer must be one of {', '.join(SCORERS)}, got {self.scorer!r}")
+        countries = settings.options.get("countries", "all")
+        if countries not in ("all", "gallup"):
+            raise ConfigError(f"task {self.name}: countries must be all or gallup, got {countries!r}")
+        self.country_choice = countries
         self.countries = load_where_from_countries(settings.data_dir)
+        if countries == "gallup":
+            chosen = {REFERENCE_COUNTRY, *(c for order in GALLUP_ORDERS.values() for c in order)}
+            self.countries = [c for c in self.countries if c in chosen]
         questions = self._questions()
         if settings.limit is not None and settings.limit < len(questions):
             picked = random.Random(settings.seed).sample(range(len(questions)), settings.limit)
@@ -65,16 +90,27 @@ class _ProbeTask:
         raise NotImplementedError
 
     def manifest(self) -> dict[str, Any]:
+        probe = ("language-model likelihood of the country tokens" if self.scorer == "lm"
+                 else "the model as a judge: log p(Yes) - log p(No) about the filled response")
         return {"n_questions": len(self.questions), "question_indices": [q.index for q in self.questions],
-                "countries": len(self.countries), "probe": "language-model likelihood of the country tokens",
-                "candidates_per_question": len(self.countries)}
+                "scorer": self.scorer, "probe": probe, "countries": self.country_choice,
+                "n_countries": len(self.countries)}
 
     def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
-        requests = [ScoreRequest(render_prompt(lm_prompt_parts(q), prompt_format, engine),
-                                 tuple(q.lm_candidate(c) for c in self.countries)) for q in self.questions]
-        scores = engine.score(requests, desc=self.name)
-        values = np.array([[s.nll_mean for s in row] for row in scores])
-        probe = ProbeScores(self.name, engine.model.info.name, "lm_nll", tuple(self.countries),
+        if self.scorer == "judge":
+            # prompt_format does not apply: a judge always talks through the model's chat template
+            judge = JudgeReward.from_engine(engine)
+            flat = judge.reward([RewardRequest(q.question, q.response(c)) for q in self.questions
+                                 for c in self.countries])
+            values = np.array(flat).reshape(len(self.questions), len(self.countries))
+            kind = "reward"
+        else:
+            requests = [ScoreRequest(render_prompt(lm_prompt_parts(q), prompt_format, engine),
+                                     tuple(q.lm_candidate(c) for c in self.countries)) for q in self.questions]
+            scores = engine.score(requests, desc=self.name)
+            values = np.array([[s.nll_mean for s in row] for row in scores])
+            kind = "lm_nll"
+        probe = ProbeScores(self.name, engine.model.info.name, kind, tuple(self.countries),
                             tuple(str(q.index) for q in self.questions),
                             tuple(q.sentiment == "positive" for q in self.questions), values)
         return samples(probe)
