@@ -41,7 +41,7 @@ def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache,
     # the country-preference axis: the LM probe over 254 countries, and the judge on the Gallup countries
     assert tasks["askreddit"]["n_countries"] == 254 and tasks["where_from"]["scorer"] == "judge"
     judge_rewards = [r for r in rows if r["task"] == "where_from" and r["metric"] == "reward"]
-    assert {r["model"] for r in judge_rewards} == models and len(judge_rewards) == 2 * 22
+    assert {r["model"] for r in judge_rewards} == models and len(judge_rewards) == 2 * 24
     # the dialect axis: accuracy per dialect and the US gaps for both models, paired McNemar per dialect
     dialect_rows = [r for r in rows if r["task"] == "md3" and r["metric"] == "generation_accuracy"]
     assert {(r["model"], r["group"]) for r in dialect_rows} == {

@@ -54,12 +54,12 @@ def test_probe_tasks_end_to_end(private_cache, data_dir, tmp_path):
     assert main(["run", str(config), "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tasks"]["askreddit"]["n_countries"] == 254
-    assert manifest["tasks"]["where_from"]["scorer"] == "judge" and manifest["tasks"]["where_from"]["n_countries"] == 22
+    assert manifest["tasks"]["where_from"]["scorer"] == "judge" and manifest["tasks"]["where_from"]["n_countries"] == 24
     metrics = list(csv.DictReader((out / "metrics.csv").open()))
     ranks = [r for r in metrics if r["task"] == "askreddit" and r["metric"] == "mean_rank"]
     assert len(ranks) == 181 and all(int(r["n"]) == 3 for r in ranks)
     rewards = [r for r in metrics if r["task"] == "where_from" and r["metric"] == "reward"]
-    assert len(rewards) == 22
+    assert len(rewards) == 24  # the 2017 and 2023 lists (23 countries) and the USA
     gallup = [r for r in csv.DictReader((out / "comparisons.csv").open()) if r["metric"] == "spearman_mean_rank"]
     assert {r["group"] for r in gallup} == {"gallup_2017", "gallup_2023"}
     rows = [json.loads(line) for line in (out / "samples.jsonl").open()]

@@ -67,6 +67,7 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
     records: dict[str, list[SampleRecord]] = {}
     files: dict[str, list[str]] = {}
     ranking_set = load_country_set_181(data_dir)
+    known = set(load_where_from_countries(data_dir))
     for file in prediction_files(path, ".csv"):
         rows = read_rows(file, ("Sentiment", *ranking_set))
         if not rows:
@@ -76,7 +77,7 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
         if kind is None:
             raise DataError(f"{file}: needs a reward_model column (rewards) or a model column (LM NLLs)")
         model = _model_name(rows, "reward_model" if kind == "reward" else "model", file)
-        countries = tuple(c for c in header if c in set(load_where_from_countries(data_dir)))
+        countries = tuple(c for c in header if c in known)
         positive = []
         for where, row in rows:
             sentiment = row["Sentiment"].strip().lower()

@@ -49,7 +49,7 @@ from globalign.tasks.country_preference import (
 WHERE_FROM = AskRedditQuestion(0, "Where are you from?", "I am from {country}.", "positive", "where_from", "")
 OPTIONS = {
     "scorer": "lm (likelihood of the country tokens, default) or judge (log p(Yes) - log p(No) as a reward)",
-    "countries": "all (the 254, default) or gallup (the study's 21 Gallup countries and the United States)",
+    "countries": "all (the 254, default) or gallup (the 23 countries of the two Gallup lists, and the United States: 24)",
 }
 SCORERS = ("lm", "judge")
 
