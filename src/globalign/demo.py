@@ -19,7 +19,8 @@ DEMO_TASKS = {
     "md3": {"limit": 36},
     "tydiqa": {"limit": 18, "max_context_chars": 300},
     # country preferences: the LM probe on 4 AskReddit questions x 254 countries (shared-prompt path),
-    # and the model as a judge-style reward model on "Where are you from?" for the 24 Gallup-list countries (both lists and the USA)
+    # and the model as a judge-style reward model on "Where are you from?" for the 24 countries of the
+    # two Gallup lists and the USA
     "askreddit": {"limit": 4},
     "where_from": {"scorer": "judge", "countries": "gallup"},
 }
