@@ -32,6 +32,14 @@ def _torch_dtype(name: str):
         raise GlobalignError(f"unknown dtype '{name}'; use float32, bfloat16 or float16") from None
 
 
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer's own encode() prepends BOS (what the study's tokenizer.encode did)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    with_special = tokenizer("a")["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return bool(bos is not None and len(with_special) > len(plain) and with_special[0] == bos)
+
+
 class TransformersModel:
     """A causal LM loaded with transformers from a local folder."""
 
@@ -67,7 +75,7 @@ class TransformersModel:
         self.model.eval()
         self.bos_id = self.tokenizer.bos_token_id
         if add_bos is None:
-            add_bos = self._tokenizer_adds_bos()
+            add_bos = tokenizer_adds_bos(self.tokenizer)
         self.info = ModelInfo(
             name=name,
             backend="transformers",
@@ -83,12 +91,6 @@ class TransformersModel:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
 
     # -- tokenisation ---------------------------------------------------------------------------
-    def _tokenizer_adds_bos(self) -> bool:
-        """Whether the tokenizer's own encode() prepends BOS (what the study's tokenizer.encode did)."""
-        with_special = self.tokenizer("a")["input_ids"]
-        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
-        return bool(self.bos_id is not None and len(with_special) > len(plain) and with_special[0] == self.bos_id)
-
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, with the model's BOS prepended when it expects one (and text lacks it)."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]

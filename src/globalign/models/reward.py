@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 from globalign.errors import GlobalignError
 from globalign.models.base import LanguageModel, ModelInfo
 from globalign.models.fingerprint import combine, file_sha256, folder_sha256
-from globalign.models.hf import _token_budget_batches, _torch_dtype
+from globalign.models.hf import _token_budget_batches, _torch_dtype, tokenizer_adds_bos
 from globalign.models.packaged import PACKAGED_MODELS
 from globalign.models.resolve import ModelSpec, load_model
 from globalign.requests import ScoreRequest, content_hash
@@ -245,7 +245,7 @@ class SequenceClassificationReward(_TokenizedReward):
                                 str(max_length), str(add_special_tokens)),
             source=source,
             dtype=dtype,
-            add_bos=_tokenizer_adds_bos(tokenizer),
+            add_bos=tokenizer_adds_bos(tokenizer),
             details={"kind": "classifier", "architecture": type(self.model).__name__, "device": device,
                      "max_length": str(max_length), "pad_token_id": str(pad_id)},
         )
@@ -317,7 +317,7 @@ class ValueHeadReward(_TokenizedReward):
                                 str(max_length), str(add_special_tokens)),
             source=source,
             dtype=dtype,
-            add_bos=_tokenizer_adds_bos(tokenizer),
+            add_bos=tokenizer_adds_bos(tokenizer),
             details={"kind": "value_head", "architecture": type(trunk).__name__, "device": device,
                      "max_length": str(max_length), "checkpoint": ",".join(p.name for p in checkpoint_files),
                      "trunk_prefix": prefix, "v_head_bias": str(bias is not None)},
@@ -562,13 +562,6 @@ def _tokenizer_pad_id(tokenizer) -> int:
         if isinstance(value, int):
             return value
     return 0
-
-
-def _tokenizer_adds_bos(tokenizer) -> bool:
-    bos = getattr(tokenizer, "bos_token_id", None)
-    with_special = tokenizer("a")["input_ids"]
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    return bool(bos is not None and len(with_special) > len(plain) and with_special[0] == bos)
 
 
 # -- checkpoint files -----------------------------------------------------------------------------
