@@ -125,11 +125,17 @@ class TransformersModel:
             out = self.model(input_ids=prefix_ids, use_cache=True, logits_to_keep=1)
             first_logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             cache = out.past_key_values
-            scores: list[ContinuationScore] = []
-            for start in range(0, len(splits), self.batch_size):
-                chunk = splits[start : start + self.batch_size]
-                scores.extend(self._score_chunk(prefix, cache, first_logprobs, chunk))
-        return scores
+            # Chunks of similar length pad little: candidate lengths vary (" Aruba" is 2 SmolLM2 tokens,
+            # " Saint Vincent and the Grenadines" 11), and unsorted chunks of the AskReddit probe fed 3.2x
+            # the tokens that sorted ones do. One-token candidates need no forward pass at all.
+            order = sorted(range(len(splits)), key=lambda i: len(splits[i].continuation_ids))
+            scores: list[ContinuationScore | None] = [None] * len(splits)
+            for start in range(0, len(order), self.batch_size):
+                indices = order[start : start + self.batch_size]
+                chunk = [splits[i] for i in indices]
+                for index, score in zip(indices, self._score_chunk(prefix, cache, first_logprobs, chunk)):
+                    scores[index] = score
+        return scores  # type: ignore[return-value]
 
     def _score_chunk(self, prefix, cache, first_logprobs, chunk: list[SplitCandidate]) -> list[ContinuationScore]:
         import torch
