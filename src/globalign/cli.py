@@ -31,6 +31,12 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", metavar="ID",
                         help="model: packaged alias, local HF folder, GGUF file or hub id (repeatable; "
                              "the first is the base every other model is compared against)")
+    parser.add_argument("--reward-model", action="append", metavar="ID",
+                        help="trained reward model (local folder or hub id; value head or classifier, detected), "
+                             "added after the models; runs the where_from and askreddit probes (repeatable)")
+    parser.add_argument("--reward-tokenizer", metavar="ID",
+                        help="tokenizer for --reward-model folders that ship none (Starling-RM-7B-alpha: "
+                             "meta-llama/Llama-2-7b-chat-hf)")
     parser.add_argument("--task", action="append", metavar="NAME", help="task to run (repeatable); see `globalign tasks`")
     parser.add_argument("--limit", type=int, metavar="N", help="score a seeded sample of N items per task")
     parser.add_argument("--seed", type=int, help="seed for sampling and prompts (default 221, the study's)")
@@ -122,6 +128,12 @@ def _config_from_args(args: argparse.Namespace):
     source = str(args.config) if args.config else "command line"
     if args.model:
         raw["models"] = list(args.model)
+    if args.reward_tokenizer and not args.reward_model:
+        raise GlobalignError("--reward-tokenizer goes with --reward-model")
+    if args.reward_model:
+        tokenizer = {"tokenizer": args.reward_tokenizer} if args.reward_tokenizer else {}
+        models = raw.get("models") if isinstance(raw.get("models"), list) else []
+        raw["models"] = [*models, *({"name": r, "kind": "reward", **tokenizer} for r in args.reward_model)]
     if args.task:
         raw["tasks"] = list(args.task)
     for flag, key in (("limit", "limit"), ("seed", "seed"), ("prompt_format", "prompt_format"),
@@ -143,7 +155,7 @@ def _config_from_args(args: argparse.Namespace):
                       if v is not None}
     if task_overrides and isinstance(raw.get("tasks"), list):
         raw["tasks"] = [_with_overrides(t, task_overrides) for t in raw["tasks"]]
-    if not args.config and not args.model:
+    if not args.config and not args.model and not args.reward_model:
         raise GlobalignError("give a config file or at least one --model (see `globalign run --help`)")
     return parse_config(raw, source)
 

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from globalign.errors import ConfigError
-from globalign.models.resolve import ModelSpec
+from globalign.models.resolve import MODEL_KINDS, REWARD_KINDS, ModelSpec
 from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
 
 _RUN_FIELDS = {"models", "tasks", "output", "limit", "seed", "prompt_format", "data_dir", "compare", "stats",
@@ -99,6 +99,13 @@ def _model(entry: Any, where: str, defaults: dict[str, Any]) -> ModelSpec:
             _int(values[key], f"{where}.{key}", 1)
     if not isinstance(values.get("trust_remote_code", False), bool):
         raise _fail(f"{where}.trust_remote_code", "must be true or false")
+    if values.get("kind", "lm") not in MODEL_KINDS:
+        raise _fail(f"{where}.kind", f"must be one of {', '.join(MODEL_KINDS)}, got {values['kind']!r}")
+    if values.get("tokenizer") is not None:
+        if not isinstance(values["tokenizer"], str) or not values["tokenizer"]:
+            raise _fail(f"{where}.tokenizer", f"must be a folder or hub id, got {values['tokenizer']!r}")
+        if values.get("kind", "lm") not in REWARD_KINDS:
+            raise _fail(f"{where}.tokenizer", "is for reward models (kind: reward) whose folder has no tokenizer")
     if values.get("dtype", "float32") not in DTYPES:
         raise _fail(f"{where}.dtype", f"must be one of {', '.join(DTYPES)}, got {values['dtype']!r}")
     return ModelSpec(**values)

@@ -15,13 +15,16 @@ from typing import Any
 from globalign import __version__
 from globalign.config import RunConfig
 from globalign.data.locate import resolve_data_dir
+from globalign.engine.reward_engine import RewardEngine
 from globalign.engine.runner import Engine
+from globalign.errors import ConfigError
 from globalign.models.base import ModelInfo
-from globalign.models.resolve import load_model, locate_model
+from globalign.models.resolve import ModelSpec, load_model, locate_model
+from globalign.models.reward import load_reward_model, locate_reward_folder
 from globalign.paths import cache_dir
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.store.request_cache import RequestCache
-from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, TaskSettings
+from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskSettings
 from globalign.tasks.registry import make_task
 
 _VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "accelerate", "numpy", "scipy",
@@ -62,6 +65,25 @@ def family_notes(models: Sequence[ModelInfo], pairs: Sequence[tuple[str, str]]) 
     return notes
 
 
+def _check_reward_models(config: RunConfig, tasks: Sequence[Task]) -> None:
+    """Reward models score (prompt, response) pairs: only the preference probes can use one."""
+    reward_models = [m.name for m in config.models if m.is_reward_model]
+    if not reward_models:
+        return
+    refusing = [t.name for t in tasks if not getattr(t, "accepts_reward_models", False)]
+    if refusing:
+        accepting = [t.name for t in tasks if getattr(t, "accepts_reward_models", False)] or ["where_from", "askreddit"]
+        raise ConfigError(
+            f"task '{refusing[0]}' needs a language model, and '{reward_models[0]}' is a reward model: "
+            f"run reward models on {', '.join(accepting)} only (a separate run for the other tasks)"
+        )
+
+
+def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
+    locate_reward_folder(spec)  # fails fast on a missing folder or an unreachable hub id
+    return spec
+
+
 def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] = ()) -> RunSummary:
     started = time.perf_counter()
     check_output_dir(config.output)
@@ -72,8 +94,9 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
                                        config.stats, t.options))
         for t in config.tasks
     ]
+    _check_reward_models(config, tasks)
     # Find every model's files before loading any, so a typo in the last model fails in seconds.
-    located = [locate_model(spec) for spec in config.models]
+    located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec) for spec in config.models]
     cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
     records: dict[str, dict[str, list[SampleRecord]]] = {t.name: {} for t in tasks}
     infos: list[ModelInfo] = []
@@ -81,12 +104,18 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     engine_counts: dict[str, dict[str, int]] = {}
     try:
         for model_files in located:
-            name = model_files.spec.name
+            spec = model_files if isinstance(model_files, ModelSpec) else model_files.spec
+            name = spec.name
             t0 = time.perf_counter()
-            model = load_model(model_files)
+            if spec.is_reward_model:
+                kind = "auto" if spec.kind == "reward" else spec.kind
+                model = load_reward_model(spec, kind, tokenizer=spec.tokenizer)
+                engine = RewardEngine(model, cache, progress=progress)
+            else:
+                model = load_model(model_files)
+                engine = Engine(model, cache, progress=progress)
             seconds[f"load:{name}"] = time.perf_counter() - t0
             infos.append(model.info)
-            engine = Engine(model, cache, progress=progress)
             for task in tasks:
                 t0 = time.perf_counter()
                 records[task.name][name] = task.run(engine, config.prompt_format)

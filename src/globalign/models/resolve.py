@@ -20,17 +20,29 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILES = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.jinja", "*.txt"]
 
 
+# What a model entry is: a language model ("lm"), or a trained reward model: "reward" detects the
+# layout (value head or classifier, models/reward.py), "classifier" / "value_head" name it.
+MODEL_KINDS = ("lm", "reward", "classifier", "value_head")
+REWARD_KINDS = ("reward", "classifier", "value_head")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How to load one model: what the config's `models:` entries and `--model` flags become."""
 
     name: str
+    kind: str = "lm"
+    tokenizer: str | None = None  # reward models whose folder ships none (Starling-RM-7B-alpha)
     dtype: str = "float32"
     revision: str | None = None  # hub revision (branch, tag or commit)
     trust_remote_code: bool = False  # only when the user asks for it
     batch_size: int = 32
     device: str | None = None
     threads: int | None = None
+
+    @property
+    def is_reward_model(self) -> bool:
+        return self.kind in REWARD_KINDS
 
 
 @dataclass(frozen=True)

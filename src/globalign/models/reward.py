@@ -159,6 +159,14 @@ class _TokenizedReward:
                              max_length=self.max_length)["input_ids"]
         return list(ids)
 
+    def chat_text(self, question: str, response: str) -> str:
+        """The pair as one user turn and one assistant turn in the tokenizer's own chat template."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise GlobalignError(f"reward model '{self.info.name}': its tokenizer has no chat template; "
+                                 "use reward_format: llama2")
+        turns = [{"role": "user", "content": question}, {"role": "assistant", "content": response}]
+        return self.tokenizer.apply_chat_template(turns, tokenize=False)
+
     def _encode_all(self, requests: Sequence[RewardRequest]) -> list[list[int]]:
         encoded = [self.encode(r.text) for r in requests]
         for index, ids in enumerate(encoded):
@@ -444,7 +452,7 @@ def load_reward_model(
         raise GlobalignError(
             f"model '{spec.name}' is a packaged language model, not a reward model; use kind='judge'"
         )
-    folder, source, folder_hash = _locate_reward_folder(spec)
+    folder, source, folder_hash = locate_reward_folder(spec)
     checkpoint = _value_head_files(folder)
     if kind == "auto":
         if checkpoint:
@@ -471,7 +479,7 @@ def load_reward_model(
                                         content_hash=combine(folder_hash, tokenizer_hash), **common)
 
 
-def _locate_reward_folder(spec: ModelSpec) -> tuple[Path, str, str]:
+def locate_reward_folder(spec: ModelSpec) -> tuple[Path, str, str]:
     """(folder, source description, content hash) of a local folder or a hub id."""
     name = spec.name
     path = Path(name).expanduser()

@@ -63,6 +63,12 @@ class RequestCache:
     def put_generations(self, fingerprint: str, texts: Mapping[str, str]) -> None:
         self._put(fingerprint, {k: json.dumps(v) for k, v in texts.items()})
 
+    def get_rewards(self, fingerprint: str, keys: Iterable[str]) -> dict[str, float]:
+        return {k: float(json.loads(v)) for k, v in self._get(fingerprint, keys).items()}
+
+    def put_rewards(self, fingerprint: str, rewards: Mapping[str, float]) -> None:
+        self._put(fingerprint, {k: json.dumps(float(v)) for k, v in rewards.items()})
+
     def count(self, fingerprint: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM answers WHERE fingerprint = ?", [fingerprint]).fetchone()[0]
 

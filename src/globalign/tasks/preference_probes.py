@@ -8,6 +8,10 @@ Two scorers (option `scorer`):
 - `judge`: the model as a reward model: log p("Yes") - log p("No") after a fixed judging question
   about the filled response (models/reward.py, JudgeReward); one prompt per (question, country), so
   it costs far more than `lm`: use `countries: gallup` or `--limit` on a CPU.
+A trained reward model in the run (a `models:` entry with `kind: reward`, or `--reward-model`) is
+scored on the filled responses instead (option `reward_format`): `llama2` (default) is the study's
+Starling-RM text `<s>[INST] question </s> [/INST] response</s>`; `chat` is the reward model's own
+chat template. Rewards go through engine/reward_engine.py (de-duplicated and cached).
 Rankings, win rates and correlations follow tasks/country_preference.py.
 """
 
@@ -26,6 +30,7 @@ from globalign.data.reward_probe import (
     load_askreddit,
     load_where_from_countries,
 )
+from globalign.engine.reward_engine import RewardEngine
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError
 from globalign.models.reward import JudgeReward, RewardRequest
@@ -50,8 +55,11 @@ WHERE_FROM = AskRedditQuestion(0, "Where are you from?", "I am from {country}.",
 OPTIONS = {
     "scorer": "lm (likelihood of the country tokens, default) or judge (log p(Yes) - log p(No) as a reward)",
     "countries": "all (the 254, default) or gallup (the 23 countries of the two Gallup lists, and the United States: 24)",
+    "reward_format": "trained reward models: llama2 (the study's Starling-RM text, default) or chat "
+                     "(the reward model's chat template)",
 }
 SCORERS = ("lm", "judge")
+REWARD_FORMATS = ("llama2", "chat")
 
 
 def lm_prompt_parts(question: AskRedditQuestion) -> PromptParts:
@@ -63,6 +71,7 @@ def lm_prompt_parts(question: AskRedditQuestion) -> PromptParts:
 
 class _ProbeTask:
     name = ""
+    accepts_reward_models = True  # the pipeline gives reward models only to tasks that say so
 
     def __init__(self, settings: TaskSettings) -> None:
         check_task_options(self.name, settings.options, OPTIONS)
@@ -70,6 +79,10 @@ class _ProbeTask:
         self.scorer = settings.options.get("scorer", "lm")
         if self.scorer not in SCORERS:
             raise ConfigError(f"task {self.name}: scorer must be one of {', '.join(SCORERS)}, got {self.scorer!r}")
+        self.reward_format = settings.options.get("reward_format", "llama2")
+        if self.reward_format not in REWARD_FORMATS:
+            raise ConfigError(f"task {self.name}: reward_format must be one of {', '.join(REWARD_FORMATS)}, "
+                              f"got {self.reward_format!r}")
         countries = settings.options.get("countries", "all")
         if countries not in ("all", "gallup"):
             raise ConfigError(f"task {self.name}: countries must be all or gallup, got {countries!r}")
@@ -93,11 +106,24 @@ class _ProbeTask:
         probe = ("language-model likelihood of the country tokens" if self.scorer == "lm"
                  else "the model as a judge: log p(Yes) - log p(No) about the filled response")
         return {"n_questions": len(self.questions), "question_indices": [q.index for q in self.questions],
-                "scorer": self.scorer, "probe": probe, "countries": self.country_choice,
+                "scorer": self.scorer, "probe": probe, "reward_format": self.reward_format,
+                "countries": self.country_choice,
                 "n_countries": len(self.countries)}
 
-    def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
-        if self.scorer == "judge":
+    def _reward_request(self, model, question: AskRedditQuestion, country: str) -> RewardRequest:
+        if self.reward_format == "chat":
+            return RewardRequest("", model.chat_text(question.question, question.response(country)))
+        return RewardRequest("", question.reward_text(country))
+
+    def run(self, engine: Engine | RewardEngine, prompt_format: str) -> list[SampleRecord]:
+        if isinstance(engine, RewardEngine):
+            # a trained reward model: the scorer option is for language models; the prompt format
+            # does not apply either (reward_format says how the pair is written)
+            flat = engine.reward([self._reward_request(engine.model, q, c) for q in self.questions
+                                  for c in self.countries], desc=self.name)
+            values = np.array(flat).reshape(len(self.questions), len(self.countries))
+            kind = "reward"
+        elif self.scorer == "judge":
             # prompt_format does not apply: a judge always talks through the model's chat template
             judge = JudgeReward.from_engine(engine)
             flat = judge.reward([RewardRequest(q.question, q.response(c)) for q in self.questions
