@@ -248,7 +248,7 @@ def test_interrupt_says_how_to_resume(capsys, monkeypatch, small_data, out):
     code, _, err = cli(capsys, *run_flags(small_data, out))
     assert code == 130
     assert err.strip().splitlines() == [
-        "globalign: interrupted; rerun the same command to resume from the request cache"
+        "globalign: interrupted; rerun the same command to resume where it stopped"
     ]
 
 

@@ -1,4 +1,4 @@
-"""The `globalign` command line: run, demo, rescore, models, tasks."""
+"""The `globalign` command line: run, demo, rescore, items, audit-data, models, tasks."""
 
 from __future__ import annotations
 
@@ -111,6 +111,31 @@ def build_parser() -> argparse.ArgumentParser:
                          help="evaluation data (tydiqa gold answers, the askreddit country set; default: $GLOBALIGN_DATA_DIR, ../shared/data)")
     rescore.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
     rescore.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
+
+    audit = sub.add_parser(
+        "audit-data", parents=[common], help="the language and country make-up of an SFT or preference dataset",
+        description="Label the language of every message (two identifiers, each alone and the study's agreement "
+                    "rule, with what that rule drops), count country mentions and metadata fields, and write "
+                    "languages.csv, countries.csv, metadata.csv, a world map and manifest.json. Streams any size; "
+                    "a killed audit resumes where it stopped (rerun the same command).",
+    )
+    audit.add_argument("source", help="a JSONL/JSON/CSV/Parquet file, a folder of them, or a Hugging Face dataset id "
+                                      "(owner/name[@revision], online only)")
+    audit.add_argument("--output", required=True, type=Path, metavar="DIR", help="audit folder to write")
+    audit.add_argument("--fields", metavar="SPEC",
+                       help="name the record fields when auto-detection fails, e.g. "
+                            "'format=preference,prompt=instruction,chosen=good,rejected=bad' or 'role:tool=skip' "
+                            "(docs/audit.md)")
+    audit.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local process pool (default) or Ray Data (a cluster with --ray-address, else local Ray)")
+    audit.add_argument("--workers", type=int, metavar="N", help="processes (local) or CPUs for local Ray (default: all cores)")
+    audit.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join, e.g. auto or ray://head:10001")
+    audit.add_argument("--rows-per-shard", type=int, default=2000, metavar="N",
+                       help="records per unit of work and of resume (JSONL, Parquet row groups; default 2000)")
+    audit.add_argument("--no-countries", action="store_true", help="skip country mentions (language only, faster)")
+    audit.add_argument("--no-map", action="store_true", help="do not draw the world map")
+    audit.add_argument("--restart", action="store_true", help="ignore the saved progress of an earlier, unfinished audit")
+    audit.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -237,7 +262,29 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
+def cmd_audit_data(args: argparse.Namespace) -> int:
+    from globalign.audit.formats import FieldNames, parse_field_flag
+    from globalign.audit.run import AuditOptions, audit
+
+    if args.workers is not None and args.workers < 1:
+        raise GlobalignError(f"--workers must be at least 1, got {args.workers}")
+    options = AuditOptions(
+        source=args.source, output=args.output,
+        fields=parse_field_flag(args.fields) if args.fields else FieldNames(),
+        engine=args.engine, workers=args.workers, ray_address=args.ray_address,
+        rows_per_shard=args.rows_per_shard, countries=not args.no_countries, world_map=not args.no_map,
+        restart=args.restart, progress=not args.quiet,
+    )
+    result = audit(options)
+    if result.resumed_shards:
+        print(f"resumed: {result.resumed_shards} shard(s) were counted by an earlier, interrupted audit")
+    for line in result.summary:
+        print(line)
+    print(f"wrote {result.output}/ (languages.csv, countries.csv, metadata.csv, manifest.json) in {result.seconds:.1f} s")
+    return 0
+
+
+COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
             "items": cmd_items}
 
 
@@ -258,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"globalign: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("globalign: interrupted; rerun the same command to resume from the request cache", file=sys.stderr)
+        print("globalign: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)
         return 130
 
 

@@ -33,8 +33,9 @@ def _number(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
 
 
-def _write_rows(path: Path, row_type: type, rows: Iterable[Any]) -> None:
-    names = [f.name for f in fields(row_type)]
+def write_rows(path: Path, row_type: type, rows: Iterable[Any], columns: Sequence[str] | None = None) -> None:
+    """A CSV of dataclass rows: every field in order, or `columns` only; floats written exactly (NaN as "")."""
+    names = list(columns) if columns else [f.name for f in fields(row_type)]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(names)
@@ -57,18 +58,19 @@ def write_run_folder(
     work.mkdir()
     try:
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
-        _write_rows(work / "metrics.csv", MetricRow, metrics)
-        _write_rows(work / "comparisons.csv", ComparisonRow, comparisons)
+        write_rows(work / "metrics.csv", MetricRow, metrics)
+        write_rows(work / "comparisons.csv", ComparisonRow, comparisons)
         with (work / "samples.jsonl").open("w", encoding="utf-8") as handle:
             for record in samples:
                 handle.write(json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
-        _swap_into_place(work, path)
+        swap_into_place(work, path)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _swap_into_place(work: Path, path: Path) -> None:
+def swap_into_place(work: Path, path: Path) -> None:
+    """Move a finished `work` folder to `path`, replacing an earlier one only once the new one is there."""
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)

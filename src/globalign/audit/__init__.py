@@ -1,0 +1,1 @@
+"""`globalign audit-data`: the language and geographic make-up of SFT and preference datasets."""

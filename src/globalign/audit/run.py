@@ -1,0 +1,255 @@
+"""`globalign audit-data SOURCE --output DIR`: plan shards, count them on an engine, save each
+finished shard's tallies to a progress file (a killed audit resumes from it), then write the audit
+folder all at once: languages.csv, countries.csv, countries_by_role.csv, metadata.csv, manifest.json,
+and a world map of country mentions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from globalign import __version__
+from globalign.audit.analyse import ShardJob
+from globalign.audit.counts import AuditCounts
+from globalign.audit.engines import ENGINES, default_workers, run_local, run_ray
+from globalign.audit.formats import FieldNames, detect_format
+from globalign.audit.gazetteer import gazetteer_version
+from globalign.audit.langid import MAX_CHARS, identifier_versions
+from globalign.audit.sources import plan_shards, read_shard, source_files
+from globalign.audit.tables import (
+    CountryRow,
+    LanguageRow,
+    MetadataRow,
+    country_rows,
+    language_rows,
+    metadata_rows,
+    non_english_share,
+    summary_lines,
+)
+from globalign.errors import ConfigError, DataError, GlobalignError
+from globalign.store.output import swap_into_place, write_rows
+
+MANIFEST = "manifest.json"
+PROGRESS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    source: str
+    output: Path
+    fields: FieldNames = field(default_factory=FieldNames)
+    engine: str = "local"
+    workers: int | None = None  # default: every core this process may use
+    ray_address: str | None = None
+    rows_per_shard: int = 2000
+    countries: bool = True
+    world_map: bool = True
+    restart: bool = False  # ignore a saved progress file
+    progress: bool = True
+
+
+@dataclass
+class AuditResult:
+    output: Path
+    counts: AuditCounts
+    summary: list[str]
+    resumed_shards: int
+    seconds: float
+
+
+def check_audit_output(path: Path) -> None:
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file())):
+        raise GlobalignError(f"output {path} exists and is not a globalign audit folder; choose another --output")
+
+
+def _progress_dir(output: Path) -> Path:
+    return output.parent / f".{output.name}.audit-progress"
+
+
+def _plan(options: AuditOptions) -> tuple[list[Path], list[ShardJob], dict[str, str]]:
+    files = source_files(options.source)
+    shards = plan_shards(files, rows_per_shard=options.rows_per_shard)
+    formats: dict[str, str] = {}
+    jobs = []
+    for shard in shards:
+        if shard.path not in formats:
+            formats[shard.path] = _file_format(shard.path, shards, options.fields)
+        if formats[shard.path]:
+            jobs.append(ShardJob(shard, formats[shard.path], options.fields, options.countries))
+    if not jobs:
+        raise DataError(f"{options.source}: no records in {len(files)} file(s)")
+    return files, jobs, formats
+
+
+def _file_format(path: str, shards, names: FieldNames) -> str:
+    """The record format of a file, from its first row ("" for a file without rows)."""
+    if names.format:
+        return names.format
+    first = next(s for s in shards if s.path == path)
+    for locator, row in read_shard(first):
+        return detect_format(row, locator, names)
+    return ""
+
+
+def _fingerprint(options: AuditOptions, files: list[Path]) -> str:
+    """What the saved progress is valid for: the same files (size, mtime), shard plan and labelling."""
+    parts: list[Any] = [PROGRESS_VERSION, __version__, options.rows_per_shard, asdict(options.fields),
+                        options.countries, identifier_versions(), MAX_CHARS, gazetteer_version()]
+    for path in files:
+        stat = path.stat()
+        parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _Progress:
+    """done.jsonl: one line per finished shard, {"key", "counts"}; a torn last line (a kill while
+    writing) is ignored on resume, so at most the shards in flight are counted again."""
+
+    def __init__(self, folder: Path, fingerprint: str, restart: bool) -> None:
+        self.folder = folder
+        self.done: dict[str, AuditCounts] = {}
+        plan = folder / "plan.json"
+        if folder.exists() and (restart or not plan.is_file()
+                                or json.loads(plan.read_text("utf-8")).get("fingerprint") != fingerprint):
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        plan.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", "utf-8")
+        self.path = folder / "done.jsonl"
+        if self.path.is_file():
+            for line in self.path.read_text("utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.done[entry["key"]] = AuditCounts.from_json(entry["counts"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def save(self, key: str, counts: AuditCounts) -> None:
+        self._handle.write(json.dumps({"key": key, "counts": counts.to_json()}, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.done[key] = counts
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _peak_rss_mb() -> dict[str, float]:
+    # ru_maxrss is in KiB on Linux; "children" is the largest finished worker process
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"main_process": round(own, 1), "largest_worker": round(children, 1)}
+
+
+def audit(options: AuditOptions) -> AuditResult:
+    if options.engine not in ENGINES:
+        raise ConfigError(f"unknown engine '{options.engine}'; use one of {', '.join(ENGINES)}")
+    if options.rows_per_shard < 1:
+        raise ConfigError(f"--rows-per-shard must be at least 1, got {options.rows_per_shard}")
+    started = time.perf_counter()
+    check_audit_output(options.output)
+    files, jobs, formats = _plan(options)
+    workers = options.workers or default_workers()
+    progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
+    resumed = [job for job in jobs if job.shard.key in progress.done]
+    todo = [job for job in jobs if job.shard.key not in progress.done]
+    total = AuditCounts()
+    for job in resumed:
+        total.add(progress.done[job.shard.key])
+    counting_started = time.perf_counter()
+    new_messages = 0
+    try:
+        results = (run_ray(todo, address=options.ray_address, workers=options.workers) if options.engine == "ray"
+                   else run_local(todo, workers))
+        with tqdm(total=len(jobs), initial=len(resumed), unit="shard", desc="auditing", file=sys.stderr,
+                  disable=not options.progress, dynamic_ncols=True) as bar:
+            for key, counts in results:
+                progress.save(key, counts)
+                total.add(counts)
+                new_messages += counts.messages
+                rate = new_messages / max(1e-9, time.perf_counter() - counting_started)
+                bar.set_postfix_str(f"{total.messages:,} messages, {rate:,.0f} msg/s")
+                bar.update(1)
+    finally:
+        progress.close()
+    counting_seconds = time.perf_counter() - counting_started
+    manifest = {
+        "globalign_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "source": options.source,
+        "files": [{"path": str(p), "record_format": formats.get(str(p), ""),
+                   "records": sum(n for (path, _), n in total.formats.items() if path == str(p))} for p in files],
+        "fields": asdict(options.fields),
+        "engine": options.engine,
+        "workers": workers if options.engine == "local" else options.workers,
+        "ray_address": options.ray_address,
+        "shards": {"total": len(jobs), "resumed": len(resumed), "rows_per_shard": options.rows_per_shard},
+        "records": total.records,
+        "empty_records": total.empty_records,
+        "messages": total.messages,
+        "characters": total.characters,
+        "non_english_share": {rule: non_english_share(total, rule) for rule in ("agree", "cld2", "py3langid")},
+        "metadata_fields": sorted({name for name, _ in total.metadata}),
+        "identifiers": {**identifier_versions(), "max_chars": MAX_CHARS},
+        "gazetteer": gazetteer_version() if options.countries else None,
+        "rules": {"agree": "both identifiers name the same language (the study's rule); share of agreed messages",
+                  "cld2/py3langid": "one identifier alone; share of all messages in the role",
+                  "dropped_<identifier>": "labelled by that identifier, dropped by the agreement rule; "
+                                          "share of the identifier's own count for the language"},
+        "seconds": {"total": round(time.perf_counter() - started, 3), "counting": round(counting_seconds, 3)},
+        "messages_per_second": round(new_messages / counting_seconds, 1) if counting_seconds > 0 and new_messages else None,
+        "peak_rss_mb": _peak_rss_mb(),
+        "machine": {"platform": platform.platform(), "cpus": default_workers()},
+    }
+    summary = summary_lines(total)
+    _write_folder(options, total, manifest)
+    shutil.rmtree(progress.folder, ignore_errors=True)
+    return AuditResult(options.output, total, summary, len(resumed), time.perf_counter() - started)
+
+
+def _write_folder(options: AuditOptions, counts: AuditCounts, manifest: dict[str, Any]) -> None:
+    output = options.output
+    check_audit_output(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        write_rows(work / "languages.csv", LanguageRow, language_rows(counts))
+        countries = country_rows(counts)
+        write_rows(work / "countries.csv", CountryRow, [r for r in countries if r.role == "all"],
+                    ["country", "count", "share", "alpha3", "per_1000_messages"])
+        write_rows(work / "countries_by_role.csv", CountryRow, countries,
+                    ["role", "country", "count", "share", "alpha3", "per_1000_messages"])
+        write_rows(work / "metadata.csv", MetadataRow, metadata_rows(counts))
+        manifest["map"] = _draw_map(work, countries) if options.world_map else None
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
+        swap_into_place(work, output)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _draw_map(folder: Path, countries: list[CountryRow]) -> dict[str, Any] | None:
+    values = {r.country: r.per_1000_messages for r in countries if r.role == "all"}
+    if not values:
+        return None
+    from globalign.report.maps import choropleth
+
+    result = choropleth(values, title="Country mentions per 1,000 messages", label="mentions per 1,000 messages",
+                        output_png=folder / "countries_map.png", cmap="viridis")
+    (folder / "countries_map.svg").write_text(result.svg_text, "utf-8")
+    return {"png": "countries_map.png", "svg": "countries_map.svg", "unmatched": result.unmatched}

@@ -1,0 +1,507 @@
+"""Finding an audit's source files and reading them in shards that workers read on their own.
+
+Files: JSON lines (.jsonl, .ndjson), JSON (.json: an array of records, or an object holding lists of
+records; a .json file that is really JSON lines is read as JSON lines), CSV/TSV (.csv, .tsv, with a
+header row) and Parquet (.parquet). The text kinds may be gzip-compressed (.jsonl.gz, .csv.gz, ...).
+
+Everything streams; memory is bounded by one line (JSONL), one item (JSON), one record (CSV) or one
+row group (Parquet). Plain JSONL is split into shards of `rows_per_shard` lines that a worker seeks to
+by byte offset; Parquet into runs of row groups; JSON, CSV and any gzip file are one shard per file
+(a JSON document or a CSV with quoted newlines cannot be cut without reading it; gzip cannot seek).
+
+Locators name rows for errors and reports, counting from 1 and global within the file:
+`train.jsonl: line 12`, `train.parquet: row 5031`, `train.csv: row 7 (line 9)`,
+`train.json: item 3 (line 17)` (`train.json: 'data' item 3 (line 17)` for lists under a key).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from globalign.audit.records import Shard
+from globalign.errors import DataError
+
+SOURCE_KINDS = ("jsonl", "json", "csv", "parquet")
+EXTENSIONS = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
+}
+# Data-like files we cannot read: an error in a folder rather than a silent skip (README.md, LICENSE,
+# .gitattributes and the like are skipped).
+UNSUPPORTED_EXTENSIONS = (".arrow", ".feather", ".avro", ".orc", ".xlsx", ".xls", ".zst", ".bz2", ".xz", ".zip",
+                          ".tar", ".lz4", ".gz", ".7z", ".h5", ".pkl", ".pickle")
+# Metadata that `datasets` writes next to the data (save_to_disk, the hub's info files): not records.
+NOT_DATA_FILES = frozenset({"dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json"})
+HUB_DATA_PATTERNS = ["*.jsonl", "*.ndjson", "*.json", "*.csv", "*.tsv", "*.parquet",
+                     "*.jsonl.gz", "*.ndjson.gz", "*.json.gz", "*.csv.gz", "*.tsv.gz"]
+HUB_IGNORE_PATTERNS = ["*dataset_info.json", "*dataset_infos.json", "*dataset_dict.json",
+                       "state.json", "*/state.json"]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?:@[\w./-]+)?$")
+_CHUNK_BYTES = 1 << 20
+_PARQUET_BATCH_ROWS = 1024
+_SNIFF_LINE_BYTES = 16 << 20  # a .json file whose first line is a whole object within this is JSON lines
+_KNOWN = ", ".join(EXTENSIONS)
+
+
+def source_files(source: str) -> list[Path]:
+    """The data files of `source`: a file, a folder (searched recursively, hidden entries skipped,
+    sorted), or a Hugging Face dataset id `owner/name[@revision]` that is not a local path, whose data
+    files are downloaded into the Hugging Face cache. DataError for a missing path, a folder without
+    data files, an unknown or unsupported file type, or a hub that cannot be reached."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        file_kind(path)
+        return [path]
+    if path.is_dir():
+        files = _data_files(path)
+        if not files:
+            raise DataError(f"{source}: no data files in this folder (looked for {_KNOWN}, also .gz)")
+        return files
+    if path.exists():
+        raise DataError(f"{source}: not a regular file or folder")
+    if _HUB_ID.match(source) and not _looks_local(source):
+        files = _data_files(_download(source))
+        if not files:
+            raise DataError(f"{source}: the Hugging Face dataset has no data files ({_KNOWN}, also .gz)")
+        return files
+    raise DataError(f"{source}: no such file or folder")
+
+
+def file_kind(path: Path) -> str:
+    """One of SOURCE_KINDS, by extension (a .gz suffix is looked through); DataError otherwise."""
+    kind = _kind_or_none(path)
+    if kind is None:
+        suffix = _suffix(path) or path.name
+        raise DataError(f"{path}: unknown file type '{suffix}' (expected {_KNOWN}, or .gz of a text kind)")
+    return kind
+
+
+def plan_shards(paths: Sequence[Path], *, rows_per_shard: int = 5000) -> list[Shard]:
+    """Shards covering every row of `paths`, in order. Plain JSONL (also a .json file that holds JSON
+    lines): `rows_per_shard` lines each, found in one pass over the bytes. Parquet: runs of whole row
+    groups of about `rows_per_shard` rows, from the footer alone. Anything else: one shard per file.
+    A file without rows (empty JSONL, Parquet without row groups) gives no shard."""
+    if rows_per_shard < 1:
+        raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
+    shards: list[Shard] = []
+    for path in paths:
+        kind = file_kind(path)
+        if kind == "json" and _json_is_lines(path):
+            kind = "jsonl"
+        if kind == "parquet":
+            shards += _parquet_shards(path, rows_per_shard)
+        elif kind == "jsonl" and not _gzipped(path):
+            shards += _jsonl_shards(path, rows_per_shard)
+        else:
+            shards.append(Shard(str(path), kind, 0, -1))
+    return shards
+
+
+def read_shard(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(locator, row) for each row of `shard`, streaming. Blank lines are skipped. DataError for bytes
+    that are not UTF-8, malformed JSON, a row that is not an object, a ragged CSV row or an unreadable
+    file, each naming the file and line (or row/item)."""
+    readers = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "parquet": _parquet_rows}
+    if shard.kind not in readers:
+        raise DataError(f"{shard.path}: unknown shard kind '{shard.kind}' (expected {', '.join(SOURCE_KINDS)})")
+    return readers[shard.kind](shard)
+
+
+# --- finding files ---------------------------------------------------------------------------------
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return Path(name[:-3]).suffix if name.endswith(".gz") else Path(name).suffix
+
+
+def _gzipped(path: Path | str) -> bool:
+    return str(path).lower().endswith(".gz")
+
+
+def _kind_or_none(path: Path) -> str | None:
+    kind = EXTENSIONS.get(_suffix(path))
+    return None if kind == "parquet" and _gzipped(path) else kind
+
+
+def _data_files(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(root) / name
+            if name.startswith(".") or name.lower() in NOT_DATA_FILES:
+                continue
+            if _kind_or_none(path) is not None:
+                files.append(path)
+            elif name.lower().endswith(UNSUPPORTED_EXTENSIONS):
+                raise DataError(
+                    f"{path}: unsupported data file type (supported: {_KNOWN}, .gz of a text kind); "
+                    "convert it or move it out of the folder"
+                )
+    return sorted(files)
+
+
+def _looks_local(source: str) -> bool:
+    """`data/train.jsonl` or `out/x` where `out` is a local folder: a missing path, not a hub id."""
+    return _kind_or_none(Path(source.split("@")[0])) is not None or Path(source.split("/")[0]).is_dir()
+
+
+def _download(source: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    repo_id, _, revision = source.partition("@")
+    try:
+        folder = snapshot_download(
+            repo_id, repo_type="dataset", revision=revision or None,
+            allow_patterns=HUB_DATA_PATTERNS, ignore_patterns=HUB_IGNORE_PATTERNS,
+        )
+    except Exception as exc:  # offline, gated, missing: the hub client raises many types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{source}: not a local file or folder, and the Hugging Face hub cannot provide it ({first_line}); "
+            "the hub is unreachable or has no such dataset: pass a local file or folder instead"
+        ) from exc
+    return Path(folder)
+
+
+# --- opening ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """The file's bytes (decompressed for .gz); DataError for an unreadable or corrupt file."""
+    try:
+        f: IO[bytes] = gzip.open(path, "rb") if _gzipped(path) else open(path, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
+    try:
+        with f:
+            yield f
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message on one line (an OSError's strerror when it has one)."""
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _utf8_error(path: Path) -> DataError:
+    """The error for a file that is not UTF-8, naming the first bad line (a rescan, on error only)."""
+    offset = 0
+    with _open_binary(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return DataError(f"{path}: line {lineno}: not UTF-8 text (byte offset {offset + e.start})")
+            offset += len(raw)
+    return DataError(f"{path}: not UTF-8 text")
+
+
+def _lines(f: IO[bytes], path: Path, first_line: int = 1, offset: int = 0) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of `f`, decoded as UTF-8 (a leading BOM on line 1 dropped)."""
+    for lineno, raw in enumerate(f, first_line):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: line {lineno}: not UTF-8 text (byte offset {offset + e.start})") from None
+        offset += len(raw)
+        yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
+
+
+# --- JSON lines ------------------------------------------------------------------------------------
+
+
+def _jsonl_shards(path: Path, rows_per_shard: int) -> list[Shard]:
+    starts = [(0, 0)]  # (line index, byte offset) where each shard begins
+    lines_since = 0  # complete lines since the last start
+    size = 0
+    last = b"\n"
+    with _open_binary(path) as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            remaining, pos = chunk.count(b"\n"), 0
+            while remaining >= rows_per_shard - lines_since:
+                for _ in range(rows_per_shard - lines_since):
+                    pos = chunk.index(b"\n", pos) + 1
+                remaining -= rows_per_shard - lines_since
+                starts.append((starts[-1][0] + rows_per_shard, size + pos))
+                lines_since = 0
+            lines_since += remaining
+            size += len(chunk)
+            last = chunk[-1:]
+    total = starts[-1][0] + lines_since + (last != b"\n")
+    ends = [line for line, _ in starts[1:]] + [total]
+    return [
+        Shard(str(path), "jsonl", start, stop, offset=offset, first_line=start + 1)
+        for (start, offset), stop in zip(starts, ends)
+        if stop > start
+    ]
+
+
+def _jsonl_rows(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
+    path = Path(shard.path)
+    count = shard.stop - shard.start if shard.stop >= 0 else None
+    with _open_binary(path) as f:
+        if shard.offset:
+            f.seek(shard.offset)
+        for lineno, text in _lines(f, path, shard.first_line, shard.offset):
+            if count is not None and lineno - shard.first_line >= count:
+                break
+            if not text.strip():
+                continue
+            where = f"{path}: line {lineno}"
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object, got {_json_type(row)}")
+            yield where, row
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+# --- JSON documents --------------------------------------------------------------------------------
+
+
+def _json_is_lines(path: Path) -> bool:
+    """Whether a .json file holds JSON lines: its first line is a whole object and either more lines
+    follow or that object holds no list of records (then it is one record)."""
+    with _open_binary(path) as f:
+        first = f.readline(_SNIFF_LINE_BYTES)
+        if not first.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{"):
+            return False
+        try:
+            row = json.loads(first.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        if not isinstance(row, dict):
+            return False
+        for line in f:
+            if line.strip():
+                return True
+    return not any(_is_record_list(v) for v in row.values())
+
+
+def _is_record_list(value: object) -> bool:
+    return isinstance(value, list) and (not value or isinstance(value[0], dict))
+
+
+class _JsonText:
+    """A JSON document read in chunks: `buf[pos:]` is unread text, `line` the line number of `buf[0]`."""
+
+    def __init__(self, f: IO[bytes], path: Path) -> None:
+        self.f, self.path = f, path
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.json = json.JSONDecoder()
+        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
+        self._counted_pos, self._counted_line = 0, 1  # line_at's cache: it is called with rising positions
+
+    def more(self, at_least: int = _CHUNK_BYTES) -> bool:
+        """Append at least `at_least` bytes' worth of text, dropping what was read; False at the end."""
+        if self.eof:
+            return False
+        data = self.f.read(at_least)
+        try:
+            text = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError:
+            raise _utf8_error(self.path) from None
+        self.eof = not data
+        self.line = self.line_at(self.pos)
+        self.buf, self.pos = self.buf[self.pos:] + text, 0
+        self._counted_pos, self._counted_line = 0, self.line
+        return True
+
+    def line_at(self, pos: int) -> int:
+        if pos < self._counted_pos:
+            return self.line + self.buf.count("\n", 0, pos)
+        self._counted_line += self.buf.count("\n", self._counted_pos, pos)
+        self._counted_pos = pos
+        return self._counted_line
+
+    def error(self, message: str, pos: int | None = None) -> DataError:
+        return DataError(f"{self.path}: line {self.line_at(self.pos if pos is None else pos)}: {message}")
+
+    def peek(self) -> str:
+        """The next non-whitespace character, consuming the whitespace; "" at the end."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def expect(self, chars: str, what: str) -> str:
+        """Consume the next non-whitespace character, which must be one of `chars`."""
+        c = self.peek()
+        if not c or c not in chars:
+            found = f"found {c!r}" if c else "the file ended"
+            raise self.error(f"malformed JSON (expected {what}, {found})")
+        self.pos += 1
+        return c
+
+    def value(self) -> object:
+        """The next JSON value, reading more text until it is whole."""
+        self.peek()
+        while True:
+            try:
+                value, end = self.json.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as e:
+                truncated = e.pos >= len(self.buf) - 6 or e.msg.startswith("Unterminated string")
+                if truncated and self.more(max(_CHUNK_BYTES, len(self.buf) - self.pos)):
+                    continue
+                raise self.error(f"malformed JSON ({e.msg})", e.pos) from None
+            if end < len(self.buf) or not self.more():  # a number may go on in the next chunk
+                self.pos = end
+                return value
+
+
+def _json_rows(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
+    path = Path(shard.path)
+    with _open_binary(path) as f:
+        text = _JsonText(f, path)
+        if text.expect("[{", "an array or object") == "[":
+            yield from _json_items(text, f"{path}: item")
+        else:
+            found = False
+            while text.peek() != "}":
+                key = text.value()
+                if not isinstance(key, str):
+                    raise text.error("malformed JSON (expected a property name)")
+                text.expect(":", "':'")
+                if text.peek() == "[":
+                    text.pos += 1
+                    records = text.peek() in ("{", "]")  # a list of objects (or an empty list)
+                    found = found or records
+                    yield from _json_items(text, f"{path}: {key!r} item", keep=records)
+                else:
+                    text.value()
+                if text.peek() != "}":
+                    text.expect(",", "',' or '}'")
+            text.pos += 1
+            if not found:
+                raise DataError(
+                    f"{path}: a JSON object without a list of records (expected an array of objects, "
+                    'or an object such as {"data": [...]}); JSON lines belong in a .jsonl file'
+                )
+        if text.peek():
+            raise text.error("malformed JSON (extra data after the document)")
+
+
+def _json_items(text: _JsonText, label: str, *, keep: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The items of an array whose `[` was read, as (`label N (line M)`, object); skipped unless `keep`."""
+    if text.peek() == "]":
+        text.pos += 1
+        return
+    n = 0
+    while True:
+        n += 1
+        text.peek()
+        line = text.line_at(text.pos)
+        item = text.value()
+        if keep:
+            where = f"{label} {n} (line {line})"
+            if not isinstance(item, dict):
+                raise DataError(f"{where}: expected a JSON object, got {_json_type(item)}")
+            yield where, item
+        if text.expect(",]", "',' or ']'") == "]":
+            return
+
+
+# --- CSV -------------------------------------------------------------------------------------------
+
+
+def _csv_rows(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
+    path = Path(shard.path)
+    delimiter = "\t" if _suffix(path) == ".tsv" else ","
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    with _open_binary(path) as f:
+        reader = csv.reader((text for _, text in _lines(f, path)), delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{path}: empty file (expected a header row)")
+            header = [name or f"Unnamed: {i}" for i, name in enumerate(header)]  # pandas' index column
+            dupes = sorted({name for name in header if header.count(name) > 1})
+            if dupes:
+                raise DataError(f"{path}: line 1: duplicate column '{dupes[0]}' in the header")
+            n = 0
+            while True:
+                start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    return
+                if not row:
+                    continue
+                n += 1
+                where = f"{path}: row {n} (line {start})"
+                if len(row) != len(header):
+                    raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+                yield where, dict(zip(header, row))
+        except csv.Error as e:
+            raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+
+
+# --- Parquet ---------------------------------------------------------------------------------------
+
+
+def _parquet_file(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
+
+
+def _parquet_shards(path: Path, rows_per_shard: int) -> list[Shard]:
+    meta = _parquet_file(path).metadata
+    shards: list[Shard] = []
+    start, rows = 0, 0
+    for group in range(meta.num_row_groups):
+        rows += meta.row_group(group).num_rows
+        if rows >= rows_per_shard or group == meta.num_row_groups - 1:
+            shards.append(Shard(str(path), "parquet", start, group + 1))
+            start, rows = group + 1, 0
+    return shards
+
+
+def _parquet_rows(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
+    import pyarrow as pa
+
+    path = Path(shard.path)
+    pf = _parquet_file(path)
+    stop = pf.metadata.num_row_groups if shard.stop < 0 else shard.stop
+    if shard.start >= stop:
+        return
+    row = sum(pf.metadata.row_group(g).num_rows for g in range(shard.start))
+    batches = pf.iter_batches(batch_size=_PARQUET_BATCH_ROWS, row_groups=list(range(shard.start, stop)))
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = [] if batch is None else batch.to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"{path}: row {row + 1}: cannot read Parquet ({_first_line(e)})") from None
+        if batch is None:
+            return
+        for values in rows:
+            row += 1
+            yield f"{path}: row {row}", values
