@@ -2,14 +2,14 @@
 
 Built from package data only (nothing is fetched): pycountry's ISO 3166-1 names, official and common
 names; babel's CLDR country names in ``LOCALES``; the English demonyms, aliases, codes and blocking
-phrases written below.
+phrases of gazetteer_terms.py.
 
 Canonical names. A mention's ``country`` is the ISO 3166-1 short name as pycountry gives it (its
 ``common_name`` where it has one: "Bolivia", "Iran", "Taiwan"), rewritten where that name is an
 inverted or formal form ("Korea, Republic of" -> "South Korea", "Russian Federation" -> "Russia",
-``_CANONICAL``). Every canonical name is one that ``report.maps.match_country`` resolves, so counts can
+``CANONICAL``). Every canonical name is one that ``report.maps.match_country`` resolves, so counts can
 be drawn. Territories that Natural Earth draws inside another country's polygon are reported as that
-country (``_FOLDED``: Réunion, Guadeloupe, Martinique, French Guiana, Mayotte -> France; Svalbard, Bouvet
+country (``FOLDED``: Réunion, Guadeloupe, Martinique, French Guiana, Mayotte -> France; Svalbard, Bouvet
 Island -> Norway; Christmas and Cocos Islands -> Australia; Tokelau -> New Zealand; Bonaire, Sint
 Eustatius and Saba -> Netherlands); Kosovo (not in ISO 3166-1) is added with the code XKX. England,
 Scotland, Wales and Northern Ireland are counted as the United Kingdom.
@@ -34,7 +34,7 @@ Case. English terms match as written (capital initial) or in capitals ("NIGERIA"
 
 Ambiguity rules (each tested in tests/test_audit_gazetteer.py):
 - codes: bare ISO alpha-2/alpha-3 codes are English words or abbreviations ("IN", "IT", "NO", "AM",
-  "CAN", "PER"), so only ``_CODES`` count ("USA", "U.S.", "UK", "UAE", "DRC", "PRC", "DPRK", "KSA",
+  "CAN", "PER"), so only ``CODES`` count ("USA", "U.S.", "UK", "UAE", "DRC", "PRC", "DPRK", "KSA",
   ...). "US" counts unless the words within 100 characters are mostly capitals or the word before it is
   in capitals ("CONTACT US", "LET US"): there it is the pronoun.
 - language names: a demonym that is also a language ("French", "Chinese", "Spanish"; marked ``*``) does
@@ -50,7 +50,7 @@ Ambiguity rules (each tested in tests/test_audit_gazetteer.py):
 - "Georgia" does not count next to a capitalised word ("Georgia Tech", "Georgia O'Keeffe") or with a
   US cue within 80 characters ("Atlanta", "Florida", "USA", "U.S.", "state of"); "Georgian" follows the
   language rule, and "Georgian era/architecture/period/style" is blocked.
-- blocking phrases (``_BLOCKED``) consume their words and name no country: "Indian Ocean", "American
+- blocking phrases (``BLOCKED``) consume their words and name no country: "Indian Ocean", "American
   Indian", "Latin/North/South/Central America(n)", "New Mexico", "New Jersey", "New England", "New South
   Wales", "New Guinea", "Guinea pig", "Panama hat", "French fries", "German shepherd", "Polish the/this/
   your ..." (the verb), "Niger River", ... Longest match keeps "South Sudan", "Papua New Guinea",
@@ -62,7 +62,7 @@ Ambiguity rules (each tested in tests/test_audit_gazetteer.py):
   ("African American" too); "Macedonia" as North Macedonia; "Holland" as the Netherlands.
 - localised names: only those of at least 4 letters (3 with a non-ASCII letter) in Latin script, 3
   code points in other alphabets, 2 in Hangul, Ethiopic, Han and Kana; a name that two countries share
-  within the localised table is dropped ("刚果"); ``_LOCALISED_STOP`` drops names that are common words
+  within the localised table is dropped ("刚果"); ``LOCALISED_STOP`` drops names that are common words
   in their own or another language (German "Island", Korean "수단" = means, Urdu "شام" = evening, ...).
 
 Speed. Latin-script text takes a fast path: only its capitalised words are looked up (every Latin
@@ -92,178 +92,36 @@ LOCALES = ("ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te",
            "zh", "zh_Hant", "es", "fr", "de", "pt", "ja", "hi", "it", "tr", "vi", "fa", "ur", "am", "ha", "yo")
 KINDS = ("name", "localised", "demonym", "alias", "code")
 
-# ----------------------------------------------------------------------------------------------------
-# Tables. Alpha-3 codes throughout; checked against the canonical table when the gazetteer is built.
-
-_CANONICAL = {  # where pycountry's (common) name is an inverted or formal form
-    "COD": "Democratic Republic of the Congo", "COG": "Republic of the Congo", "PRK": "North Korea",
-    "KOR": "South Korea", "RUS": "Russia", "BRN": "Brunei", "FSM": "Micronesia", "PSE": "Palestine",
-    "VAT": "Vatican City", "FLK": "Falkland Islands", "VGB": "British Virgin Islands",
-    "VIR": "U.S. Virgin Islands", "SHN": "Saint Helena", "MAF": "Saint Martin", "SXM": "Sint Maarten",
-    "XKX": "Kosovo", "ATF": "French Southern and Antarctic Lands", "PCN": "Pitcairn Islands",
-}
-_FOLDED = {"REU": "FRA", "GLP": "FRA", "MTQ": "FRA", "GUF": "FRA", "MYT": "FRA", "SJM": "NOR", "BVT": "NOR",
-           "CXR": "AUS", "CCK": "AUS", "TKL": "NZL", "BES": "NLD"}
-_BABEL_EXTRA = {"XK": "XKX", "AC": "SHN", "TA": "SHN", "DG": "IOT", "EA": "ESP", "IC": "ESP", "CQ": "GGY"}
-_NOT_A_TERM = {"Congo", "Kongo", "Konga", "Reunion"}  # ambiguous, or an English word without its accent
-
-# English demonyms and adjectives. "*": also a language name (language rule). Words ending in -n/-i
-# get their plural ("Nigerians", "Israelis") automatically.
-_DEMONYMS = """
-AFG: Afghan | ALB: Albanian* | DZA: Algerian | AND: Andorran | AGO: Angolan | ATG: Antiguan, Barbudan
-ARG: Argentine, Argentines, Argentinian, Argentinean | ARM: Armenian* | AUS: Australian, Aussie, Aussies
-AUT: Austrian | AZE: Azerbaijani*, Azeri* | BHS: Bahamian | BHR: Bahraini | BGD: Bangladeshi
-BRB: Barbadian, Bajan | BLR: Belarusian*, Belarussian | BEL: Belgian | BLZ: Belizean | BEN: Beninese
-BTN: Bhutanese | BOL: Bolivian | BIH: Bosnian*, Herzegovinian | BWA: Botswanan, Motswana, Batswana
-BRA: Brazilian | BRN: Bruneian | BGR: Bulgarian* | BFA: Burkinabe, Burkinabè | BDI: Burundian
-KHM: Cambodian | CMR: Cameroonian | CAN: Canadian | CPV: Cape Verdean, Cabo Verdean | TCD: Chadian
-CHL: Chilean | CHN: Chinese* | COL: Colombian | COM: Comorian | CRI: Costa Rican | CIV: Ivorian
-HRV: Croatian*, Croat, Croats | CUB: Cuban | CYP: Cypriot, Cypriots | CZE: Czech*, Czechs
-DNK: Danish*, Dane, Danes | DJI: Djiboutian | DOM: Dominican | ECU: Ecuadorian, Ecuadorean
-SLV: Salvadoran, Salvadorean | GNQ: Equatorial Guinean, Equatoguinean | ERI: Eritrean | EST: Estonian*
-SWZ: Swazi, Swazis | ETH: Ethiopian | FJI: Fijian* | FIN: Finnish*, Finns
-FRA: French*, Frenchman, Frenchmen, Frenchwoman, Frenchwomen | GAB: Gabonese | GMB: Gambian
-GEO: Georgian* | DEU: German* | GHA: Ghanaian | GRC: Greek*, Greeks | GRD: Grenadian | GTM: Guatemalan
-GIN: Guinean | GNB: Bissau-Guinean | GUY: Guyanese | HTI: Haitian | HND: Honduran | HUN: Hungarian*
-ISL: Icelandic*, Icelander, Icelanders | IND: Indian | IDN: Indonesian* | IRN: Iranian, Persian*
-IRQ: Iraqi | IRL: Irish*, Irishman, Irishmen, Irishwoman | ISR: Israeli | ITA: Italian* | JAM: Jamaican
-JPN: Japanese* | JOR: Jordanian | KAZ: Kazakh*, Kazakhs, Kazakhstani | KEN: Kenyan | PRK: North Korean
-KOR: South Korean, Korean* | XKX: Kosovar, Kosovars, Kosovan | KWT: Kuwaiti | KGZ: Kyrgyz*, Kyrgyzstani
-LAO: Laotian, Lao* | LVA: Latvian* | LBN: Lebanese | LSO: Basotho, Mosotho | LBR: Liberian | LBY: Libyan
-LIE: Liechtensteiner | LTU: Lithuanian* | LUX: Luxembourger, Luxembourgish* | MDG: Malagasy*
-MWI: Malawian | MYS: Malaysian | MDV: Maldivian | MLI: Malian | MLT: Maltese* | MHL: Marshallese*
-MRT: Mauritanian | MUS: Mauritian | MEX: Mexican | MDA: Moldovan | MCO: Monegasque, Monacan
-MNG: Mongolian* | MNE: Montenegrin | MAR: Moroccan | MOZ: Mozambican | MMR: Burmese* | NAM: Namibian
-NRU: Nauruan | NPL: Nepali*, Nepalese | NLD: Dutch*, Dutchman, Dutchmen, Dutchwoman
-NZL: New Zealander, New Zealanders | NIC: Nicaraguan | NER: Nigerien | NGA: Nigerian | MKD: Macedonian*
-NOR: Norwegian* | OMN: Omani | PAK: Pakistani | PLW: Palauan | PSE: Palestinian | PAN: Panamanian
-PNG: Papua New Guinean | PRY: Paraguayan | PER: Peruvian
-PHL: Filipino*, Filipinos, Filipina, Filipinas, Philippine | POL: Polish* | PRT: Portuguese*
-QAT: Qatari | ROU: Romanian* | RUS: Russian* | RWA: Rwandan | KNA: Kittitian, Nevisian | LCA: Saint Lucian
-VCT: Vincentian | WSM: Samoan* | SMR: Sammarinese | STP: Santomean | SAU: Saudi, Saudi Arabian
-SEN: Senegalese | SRB: Serbian*, Serb, Serbs | SYC: Seychellois | SLE: Sierra Leonean | SGP: Singaporean
-SVK: Slovak*, Slovaks, Slovakian | SVN: Slovenian*, Slovene* | SLB: Solomon Islander, Solomon Islanders
-SOM: Somali*, Somalian | ZAF: South African | SSD: South Sudanese | ESP: Spanish*, Spaniard, Spaniards
-LKA: Sri Lankan | SDN: Sudanese | SUR: Surinamese | SWE: Swedish*, Swede, Swedes | CHE: Swiss
-SYR: Syrian | TWN: Taiwanese | TJK: Tajik*, Tajiks, Tajikistani | TZA: Tanzanian | THA: Thai*
-TLS: Timorese, East Timorese | TGO: Togolese | TON: Tongan* | TTO: Trinidadian, Tobagonian
-TUN: Tunisian | TUR: Turkish*, Turk, Turks | TKM: Turkmen* | TUV: Tuvaluan | UGA: Ugandan
-UKR: Ukrainian* | ARE: Emirati | GBR: British, Briton, Britons, Brit, Brits, Scottish, Scots*, Welsh*,
-GBR: Northern Irish | USA: American | URY: Uruguayan | UZB: Uzbek*, Uzbeks, Uzbekistani | VUT: Ni-Vanuatu
-VEN: Venezuelan | VNM: Vietnamese* | YEM: Yemeni | ZMB: Zambian | ZWE: Zimbabwean | HKG: Hongkonger, Hong Konger
-MAC: Macanese | PRI: Puerto Rican | GRL: Greenlandic*, Greenlander | FRO: Faroese* | BMU: Bermudian
-CYM: Caymanian | GIB: Gibraltarian | ABW: Aruban | CUW: Curaçaoan | GUM: Guamanian | ASM: American Samoan
-IMN: Manx* | NCL: New Caledonian
-"""
-
-_ALIASES = """
-USA: United States of America, America, United States | GBR: Britain, Great Britain, England, Scotland, Wales,
-GBR: Northern Ireland, United Kingdom | IRL: Republic of Ireland | KOR: South Korea, Republic of Korea, Korea | PRK: North Korea
-RUS: Russia | IRN: Iran | VNM: Vietnam | CIV: Ivory Coast, Côte d'Ivoire | CZE: Czech Republic, Czechia
-NLD: Holland | MMR: Burma | MKD: Macedonia | SWZ: Swaziland, Eswatini | CPV: Cape Verde
-TLS: East Timor, Timor-Leste | VAT: Vatican, Vatican City, Holy See | PSE: Palestine, Gaza, Gaza Strip, West Bank
-COD: Zaire, DR Congo, Democratic Republic of the Congo, Democratic Republic of Congo, Congo-Kinshasa
-COG: Republic of the Congo, Republic of Congo, Congo-Brazzaville | BRN: Brunei | MAC: Macau, Macao
-HKG: Hong Kong | FSM: Micronesia | BIH: Bosnia, Bosnia-Herzegovina | TTO: Trinidad, Tobago
-KNA: Saint Kitts, Saint Kitts and Nevis | VCT: Saint Vincent | SHN: Saint Helena, Ascension Island,
-SHN: Tristan da Cunha | FLK: Falkland Islands, Falklands | SGS: South Georgia | SOM: Somaliland
-CYP: Northern Cyprus | CHN: Inner Mongolia | NGA: Niger Delta | TUR: Turkey, Türkiye | TWN: Republic of China
-STP: São Tomé, São Tomé and Príncipe | GNB: Guinea Bissau | VIR: US Virgin Islands, U.S. Virgin Islands,
-VIR: United States Virgin Islands | CAN: British Columbia | MAF: Saint Martin | XKX: Kosovo
-"""
-
-# Uppercase abbreviations that stand for a country (rule "us": see ``_accept``).
-_CODES = (("US", "USA"), ("USA", "USA"), ("U.S.", "USA"), ("U.S.A.", "USA"), ("UK", "GBR"), ("U.K.", "GBR"),
-          ("UAE", "ARE"), ("U.A.E.", "ARE"), ("DRC", "COD"), ("PRC", "CHN"), ("DPRK", "PRK"), ("ROK", "KOR"),
-          ("KSA", "SAU"))
-
-# Phrases that name no country although they contain a country word: they consume their span.
-_BLOCKED = """
-Indian Ocean | American Indian | American Indians | West Indian | West Indians | West Indies | Indian summer
-India ink | Cleveland Indians | Latin America | Latin American | Latin Americans | South America
-South American | South Americans | North America | North American | North Americans | Central America
-Central American | Central Americans | Pan-American | Pan American | Captain America | New Mexico
-New Mexican | New Mexicans | New Jersey | Jersey City | Jersey Shore | New England | New South Wales
-New Guinea | Gulf of Guinea | Guinea pig | Guinea pigs | Guinea fowl | Guinea worm | Panama hat | Panama hats
-Niger River | River Niger | East Indies | East India Company | Persian Gulf | British Isles | French fries | French fry | French toast
-French press | French horn | French kiss | French braid | Dutch oven | German shepherd | German shepherds
-Great Dane | Great Danes | Russian roulette | Chinese checkers | Swiss cheese | Swiss roll | Spanish flu
-Mexican wave | Danish pastry | Turkey sandwich | Turkey breast | Turkey burger | Turkey bacon
-Turkey dinner | Turkey Day | Turkey legs | Chile pepper | Chile peppers | Georgian era | Georgian architecture
-Georgian period | Georgian style | Polish the | Polish this | Polish that | Polish these | Polish those
-Polish my | Polish your | Polish our | Polish his | Polish her | Polish its | Polish their | Polish it
-Polish up | Polish a | Polish an
-"""
-
-_NO_UPPER = {"Turkey", "Chad", "Jordan", "Polish"}
-_RULES = {"Chad": "person", "Jordan": "person", "Georgia": "georgia", "US": "us"}
-
-# Localised names that are common words in their own or another language, and hand-added local forms.
-_LOCALISED_STOP = {
-    "de": {"Island"}, "fr": {"Maurice", "Chili"}, "ko": {"가나", "수단", "오만", "말리", "저지", "건지", "피지", "부탄", "아이티"},
-    "zh": {"黑山"}, "ru": {"Того"}, "ur": {"شام", "مالی"}, "ar": {"مالي", "قطر"}, "fa": {"مالی"},
-    "hi": {"माली", "गिनी"}, "bn": {"মালি"}, "te": {"మాలి"}, "vi": {"Anh", "Nga", "Mỹ", "Đức"},
-    "yo": {"Gene", "Kota", "Nepa"}, "ha": {"Sin", "Gini", "Rasha"},
-}
-_LOCALISED_ALIASES = {
-    "ru": {"США": "USA", "ЮАР": "ZAF", "Англия": "GBR", "Британия": "GBR", "Южная Африка": "ZAF", "Корея": "KOR",
-           "Южная Корея": "KOR", "Северная Корея": "PRK"},
-    "ko": {"한국": "KOR", "남한": "KOR"},
-    "ja": {"アメリカ": "USA", "米国": "USA", "英国": "GBR"},
-    "ar": {"أمريكا": "USA", "أميركا": "USA", "امريكا": "USA", "بريطانيا": "GBR", "دولة قطر": "QAT"},
-    "fa": {"آمریکا": "USA", "امریکا": "USA"}, "ur": {"امریکہ": "USA", "امریکا": "USA"},
-    "hi": {"अमेरिका": "USA", "अमरीका": "USA"}, "bn": {"আমেরিকা": "USA"}, "te": {"అమెరికా": "USA"},
-    "am": {"አሜሪካ": "USA"}, "tr": {"ABD": "USA"}, "es": {"EE. UU.": "USA", "EE.UU.": "USA", "EEUU": "USA"},
-    "fr": {"île Maurice": "MUS", "Île Maurice": "MUS"}, "id": {"Inggris": "GBR"}, "ha": {"ƙasar Sin": "CHN", "Najeriya": "NGA"}, "sw": {"Uingereza": "GBR"},
-    "vi": {"nước Anh": "GBR", "người Anh": "GBR", "nước Mỹ": "USA", "người Mỹ": "USA", "nước Ý": "ITA",
-           "người Ý": "ITA"},
-    "zh": {"内蒙古": "CHN"}, "zh_Hant": {"內蒙古": "CHN"},
-}
-_CJK_BLOCKED = ("アメリカ大陸", "南アメリカ", "北アメリカ", "中央アメリカ")
-
-# Inflection data (see the module docstring).
-_KO_PARTICLES = ("은", "는", "이", "가", "을", "를", "의", "에", "에서", "에게", "에는", "에서는", "에도", "에서도",
-                 "와", "과", "와의", "과의", "와는", "과는", "로", "으로", "로의", "으로의", "로는", "으로는", "도", "만",
-                 "까지", "부터", "보다", "처럼", "하고", "이나", "나", "이랑", "랑", "인", "인들", "산", "이라는", "라는",
-                 "이다", "다", "이며", "며", "에서의", "만의")
-_AR_PROCLITICS = ("و", "ف", "ب", "ل", "ك", "وب", "ول", "وك", "فب", "فل", "فك")
-_AM_PREFIXES = ("በ", "ከ", "ለ", "የ", "ወደ", "እንደ")
-_BN_SUFFIXES = ("ের", "র", "এর", "ে", "তে", "য়", "কে", "ও", "েও", "েই", "ই", "বাসী")
-_TE_SUFFIXES = ("లో", "లోని", "లోనూ", "లోకి", "కు", "కి", "ను", "తో", "నుండి", "నుంచి", "దే", "పై")
-_RU_EXCEPTIONS = {"Египет": ("Египта", "Египту", "Египтом", "Египте"),
-                  "Соединенные Штаты": ("Соединенных Штатов", "Соединенным Штатам", "Соединенными Штатами",
-                                        "Соединенных Штатах")}
-_FI_EXCEPTIONS = {"Suomi": tuple("Suome" + s for s in ("n", "ssa", "sta", "en", "lla", "lle", "lta", "na", "ksi", "a")),
-                  "Yhdysvallat": ("Yhdysvaltain", "Yhdysvaltojen", "Yhdysvalloissa", "Yhdysvalloista",
-                                  "Yhdysvaltoihin", "Yhdysvalloilla", "Yhdysvalloille", "Yhdysvaltoja")}
-_VI_PREFIXED = {"Anh", "Nga", "Mỹ", "Đức", "Ý", "Úc", "Bỉ", "Áo", "Pháp", "Lào", "Séc", "Síp"}
-
-# Context words for the rules in ``_accept`` (compared lowercased).
-_LANG_VERBS = {"speak", "speaks", "spoke", "spoken", "speaking", "learn", "learns", "learning", "learned",
-               "learnt", "translate", "translates", "translated", "translating", "fluent", "native",
-               "understand", "understands", "study", "studying", "teach", "teaching"}
-_LANG_PREPS = {"in", "into", "to", "from"}
-_LANG_NOUNS = {"language", "languages", "speaker", "speakers", "speaking", "translation", "translations",
-               "translator", "text", "texts", "word", "words", "version", "versions", "grammar", "vocabulary",
-               "dictionary", "sentence", "sentences", "phrase", "phrases", "alphabet", "script", "characters",
-               "letters", "lesson", "lessons", "course", "courses", "class", "classes", "teacher", "tutor",
-               "subtitles", "keyboard", "idiom", "idioms", "proverb", "proverbs", "equivalent", "spelling",
-               "pronunciation", "transliteration", "term", "terms", "expression", "expressions", "verb",
-               "verbs", "noun", "nouns", "accent", "dialect", "dialects", "translate"}
-_FUNCTION_WORDS = {"and", "or", "but", "please", "as", "with", "for", "by", "so", "then", "too", "only",
-                   "instead", "if", "is", "are", "was", "were", "the", "a", "an", "of", "that", "which",
-                   "while", "when", "because", "first", "now", "here", "below", "above", "again", "also",
-                   "not", "using", "without", "like"}
-_GEO_PREV = {"in", "to", "from", "of", "into", "across", "visit", "visited", "visiting", "near", "throughout",
-             "within", "including", "neighbouring", "neighboring", "bordering", "between", "toward",
-             "towards", "via", "than", "both"}
-_GEO_NEAR = {"country", "countries", "government", "capital", "border", "borders", "population", "economy",
-             "president", "king", "kingdom", "republic", "ministry", "minister", "embassy", "army",
-             "military", "refugee", "refugees", "territory", "desert", "citizens", "nation", "national",
-             "independence", "province", "provinces", "region", "africa", "african", "middle", "east",
-             "arab", "sahel"}
-_US_CUE = re.compile(r"\b(?:Atlanta|Savannah|Augusta|Macon|Alabama|Florida|Tennessee|Carolina|USA|US|"
-                     r"United States|[Ss]tate of|Peach State)\b|U\.S\.")
+from globalign.audit.gazetteer_terms import (
+    ALIASES,
+    AM_PREFIXES,
+    AR_PROCLITICS,
+    BABEL_EXTRA,
+    BLOCKED,
+    BN_SUFFIXES,
+    CANONICAL,
+    CJK_BLOCKED,
+    CODES,
+    DEMONYMS,
+    FI_EXCEPTIONS,
+    FOLDED,
+    FUNCTION_WORDS,
+    GEO_NEAR,
+    GEO_PREV,
+    KO_PARTICLES,
+    LANG_NOUNS,
+    LANG_PREPS,
+    LANG_VERBS,
+    LOCALISED_ALIASES,
+    LOCALISED_STOP,
+    NO_UPPER,
+    NOT_A_TERM,
+    RU_EXCEPTIONS,
+    RULES,
+    TE_SUFFIXES,
+    US_CUE,
+    VI_PREFIXED,
+)
 
 # ----------------------------------------------------------------------------------------------------
 # Tokens
@@ -383,9 +241,9 @@ class Gazetteer:
         self.locales = tuple(locales)
         self.canonical: dict[str, str] = {}
         for c in pycountry.countries:
-            if c.alpha_3 not in _FOLDED:
-                self.canonical[c.alpha_3] = _CANONICAL.get(c.alpha_3) or getattr(c, "common_name", None) or c.name
-        self.canonical["XKX"] = _CANONICAL["XKX"]
+            if c.alpha_3 not in FOLDED:
+                self.canonical[c.alpha_3] = CANONICAL.get(c.alpha_3) or getattr(c, "common_name", None) or c.name
+        self.canonical["XKX"] = CANONICAL["XKX"]
         self._pat = _patterns()
         self._token, self._cjk_run = self._pat.token, self._pat.cjk_run
         # token key (str for one token, tuple for more) -> {separators: term}
@@ -409,7 +267,7 @@ class Gazetteer:
         if not surface:
             return
         if alpha3 is not None:
-            alpha3 = _FOLDED.get(alpha3, alpha3)
+            alpha3 = FOLDED.get(alpha3, alpha3)
             if alpha3 not in self.canonical:
                 raise RuntimeError(f"gazetteer table: {surface!r} -> {alpha3!r} is not a known alpha-3 code")
         if all(_in_cjk(ord(ch)) for ch in surface):
@@ -530,10 +388,10 @@ class Gazetteer:
         nxt = m.group() if m and m.start() == end + 1 else ""
         nxt_hyphen = text[end:end + 1] == "-"
         if term.rule == "language":
-            if prev.lower() in _LANG_VERBS or nxt.lower() in _LANG_NOUNS:
+            if prev.lower() in LANG_VERBS or nxt.lower() in LANG_NOUNS:
                 return False
-            if prev.lower() in _LANG_PREPS:
-                return not nxt_hyphen and nxt.isalpha() and nxt.islower() and nxt not in _FUNCTION_WORDS
+            if prev.lower() in LANG_PREPS:
+                return not nxt_hyphen and nxt.isalpha() and nxt.islower() and nxt not in FUNCTION_WORDS
             return True
         if term.rule == "us":
             if len(prev) > 1 and prev.isupper() and prev.isalpha() and prev not in self._first:
@@ -542,14 +400,14 @@ class Gazetteer:
             return sum(map(str.isupper, words)) * 2 <= len(words)
         capitalised_next = not nxt_hyphen and nxt[:1].isupper() and not self._is_country_word(nxt)
         if term.rule == "georgia":
-            return not capitalised_next and not _US_CUE.search(text, max(0, start - 80), end + 80)
+            return not capitalised_next and not US_CUE.search(text, max(0, start - 80), end + 80)
         # "person": Chad, Jordan
-        if capitalised_next or (prev[:1].isupper() and prev.lower() not in _GEO_PREV):
+        if capitalised_next or (prev[:1].isupper() and prev.lower() not in GEO_PREV):
             return False
-        if prev.lower() in _GEO_PREV:
+        if prev.lower() in GEO_PREV:
             return True
         after = {w.lower() for w in _LATIN_WORD.findall(text, end, end + 60)[:4]}
-        return True if after & _GEO_NEAR else None
+        return True if after & GEO_NEAR else None
 
     def _is_country_word(self, word: str) -> bool:
         return any(t.alpha3 for t in self._terms.get(word, {}).values())
@@ -598,21 +456,21 @@ class _Builder:
 
     def build(self) -> None:
         g = self.g
-        for surface in _split_list(_BLOCKED):
+        for surface in _split_list(BLOCKED):
             self.english(surface, None, "alias")
         for c in self.pycountry.countries:
             names = [getattr(c, "common_name", None), c.name, getattr(c, "official_name", None)]
             for name in names:
                 if name and "," not in name:
                     self.english(re.sub(r"^the ", "", name), c.alpha_3, "name")
-        for alpha3, surface in _table(_ALIASES):
+        for alpha3, surface in _table(ALIASES):
             self.english(surface, alpha3, "alias")
-        for surface, alpha3 in _CODES:
-            g._add(surface, alpha3, "code", _RULES.get(surface, ""))
-        for alpha3, word in _table(_DEMONYMS):
+        for surface, alpha3 in CODES:
+            g._add(surface, alpha3, "code", RULES.get(surface, ""))
+        for alpha3, word in _table(DEMONYMS):
             language = word.endswith("*")
             word = word.rstrip("*")
-            rule = _RULES.get(word, "language" if language else "")
+            rule = RULES.get(word, "language" if language else "")
             self.english(word, alpha3, "demonym", rule)
             if word[-1] in "ni":
                 self.english(word + "s", alpha3, "demonym")
@@ -646,19 +504,19 @@ class _Builder:
     def english(self, surface: str, alpha3: str | None, kind: str, rule: str = "") -> None:
         """A hand-written or pycountry English term with its spelling variants."""
         surface = re.sub(r"\s*\([^()]*\)", "", surface).strip()
-        if surface in _NOT_A_TERM:
+        if surface in NOT_A_TERM:
             return
-        rule = rule or _RULES.get(surface, "")
+        rule = rule or RULES.get(surface, "")
         variants = [surface]
         if surface.startswith("Saint "):
             variants += ["St. " + surface[6:], "St " + surface[6:]]
         variants += [v.replace(" and ", " & ") for v in variants if " and " in v]
         plain = _strip_accents(surface)
-        if plain != surface and plain not in _NOT_A_TERM:
+        if plain != surface and plain not in NOT_A_TERM:
             variants.append(plain)
         if " " in surface:
             variants += [" ".join(w[:1].upper() + w[1:] for w in v.split(" ")) for v in list(variants)]
-        if surface not in _NO_UPPER and sum(ch.isalpha() for ch in surface) >= 4:
+        if surface not in NO_UPPER and sum(ch.isalpha() for ch in surface) >= 4:
             variants += [v.upper() for v in list(variants)]
         for v in dict.fromkeys(variants):
             self.g._add(v, alpha3, kind, rule)
@@ -669,21 +527,21 @@ class _Builder:
         g = self.g
         for loc in g.locales:
             names = babel.Locale.parse(loc).territories
-            stop = _LOCALISED_STOP.get(loc, set())
+            stop = LOCALISED_STOP.get(loc, set())
             kind = "name" if loc == "en" else "localised"
-            for surface, alpha3 in _LOCALISED_ALIASES.get(loc, {}).items():
+            for surface, alpha3 in LOCALISED_ALIASES.get(loc, {}).items():
                 for form in self.forms(loc, surface):
                     g._add(form, alpha3, "alias", localised=True)
             for code, name in names.items():
-                alpha3 = _BABEL_EXTRA.get(code) or self.alpha3(code)
+                alpha3 = BABEL_EXTRA.get(code) or self.alpha3(code)
                 if alpha3 is None:
                     continue
                 for part in _name_parts(name):
-                    if loc == "vi" and part in _VI_PREFIXED:
+                    if loc == "vi" and part in VI_PREFIXED:
                         for prefix in ("nước ", "người "):
                             g._add(prefix + part, alpha3, kind, localised=True)
                         continue
-                    if part in stop or part in _NOT_A_TERM:
+                    if part in stop or part in NOT_A_TERM:
                         continue
                     if not _long_enough(part):
                         continue
@@ -691,8 +549,8 @@ class _Builder:
                         self.english(part, alpha3, "name")
                         continue
                     for form in self.forms(loc, part):
-                        g._add(form, alpha3, kind, _RULES.get(form, ""), localised=True)
-        for surface in _CJK_BLOCKED:
+                        g._add(form, alpha3, kind, RULES.get(form, ""), localised=True)
+        for surface in CJK_BLOCKED:
             g._add(surface, None, "alias")
 
     def alpha3(self, code: str) -> str | None:
@@ -714,7 +572,7 @@ class _Builder:
         base = list(dict.fromkeys(out))
         for form in base:
             out.extend(_inflect(loc, form))
-        if name[:1].isupper() and sum(ch.isalpha() for ch in name) >= 4 and name not in _NO_UPPER:
+        if name[:1].isupper() and sum(ch.isalpha() for ch in name) >= 4 and name not in NO_UPPER:
             out.extend(f.upper() for f in list(out) if f[:1].isupper())
         return list(dict.fromkeys(out))
 
@@ -722,32 +580,32 @@ class _Builder:
 def _inflect(loc: str, name: str) -> list[str]:
     words = name.split(" ")
     if loc == "ko":
-        return [name + p for p in _KO_PARTICLES]
+        return [name + p for p in KO_PARTICLES]
     if loc == "ar":
         first, rest = words[0], name[len(words[0]):]
         out = []
-        for p in _AR_PROCLITICS:
+        for p in AR_PROCLITICS:
             if p[-1] == "ل" and first.startswith("ال"):
                 out.append(p + first[1:] + rest)  # l + al- -> lil-
             else:
                 out.append(p + first + rest)
         return out
     if loc == "am":
-        return [p + name for p in _AM_PREFIXES]
+        return [p + name for p in AM_PREFIXES]
     if loc == "bn":
-        return [name + s for s in _BN_SUFFIXES]
+        return [name + s for s in BN_SUFFIXES]
     if loc == "te":
-        out = [name + s for s in _TE_SUFFIXES]
+        out = [name + s for s in TE_SUFFIXES]
         if name.endswith("ం"):
             out += [name[:-1] + "ా" + s for s in ("నికి", "న్ని", "నిది")]
         if name.endswith("్"):
-            out += [name[:-1] + "ు" + s for s in _TE_SUFFIXES]
+            out += [name[:-1] + "ు" + s for s in TE_SUFFIXES]
         return out
     if loc == "de":
         return [name + "s"] if len(words) == 1 and name[-1] not in "sxzß" else []
     if loc == "ru":
-        if name in _RU_EXCEPTIONS:
-            return list(_RU_EXCEPTIONS[name])
+        if name in RU_EXCEPTIONS:
+            return list(RU_EXCEPTIONS[name])
         if len(words) == 1:
             return _ru_forms(name)
         if len(words) == 2 and words[0].endswith("ая"):
@@ -755,8 +613,8 @@ def _inflect(loc: str, name: str) -> list[str]:
             return [f"{adj}{a} {n}" for a in ("ой", "ую") for n in _ru_forms(words[1])]
         return []
     if loc == "fi":
-        if name in _FI_EXCEPTIONS:
-            return list(_FI_EXCEPTIONS[name])
+        if name in FI_EXCEPTIONS:
+            return list(FI_EXCEPTIONS[name])
         return _fi_forms(name) if len(words) == 1 else []
     return []
 
