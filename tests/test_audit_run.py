@@ -214,3 +214,13 @@ def test_cli_prints_the_summary_and_draws_the_map(corpus, tmp_path, capsys):
     countries = _rows(out / "countries.csv")
     assert list(countries[0])[:3] == ["country", "count", "share"]
     assert abs(sum(float(r["share"]) for r in countries) - 1) < 1e-9
+
+
+def test_an_audit_folder_inside_the_source_is_not_read_again(corpus, tmp_path):
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "chat.jsonl").write_text((corpus / "chat.jsonl").read_text("utf-8"), "utf-8")
+    _audit(source, source / "audit", rows_per_shard=1000)
+    first = (source / "audit" / "languages.csv").read_bytes()
+    _audit(source, source / "audit", rows_per_shard=1000)  # would fail on countries.csv if it were read
+    assert (source / "audit" / "languages.csv").read_bytes() == first

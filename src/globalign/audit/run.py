@@ -80,7 +80,11 @@ def _progress_dir(output: Path) -> Path:
 
 
 def _plan(options: AuditOptions) -> tuple[list[Path], list[ShardJob], dict[str, str]]:
-    files = source_files(options.source)
+    # An audit folder (or its progress) inside the source folder is not data: a rerun would read it.
+    ours = [options.output.resolve(), _progress_dir(options.output).resolve()]
+    files = [f for f in source_files(options.source) if not any(f.resolve().is_relative_to(o) for o in ours)]
+    if not files:
+        raise DataError(f"{options.source}: no data files besides the audit's own output")
     shards = plan_shards(files, rows_per_shard=options.rows_per_shard)
     formats: dict[str, str] = {}
     jobs = []
