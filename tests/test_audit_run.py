@@ -4,6 +4,7 @@ against independent counts, local pool = one process = Ray, resume after a kill,
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import signal
@@ -109,10 +110,12 @@ def test_local_pool_one_process_and_ray_write_the_same_tables(corpus, tmp_path):
     assert manifest["engine"] == "ray" and manifest["shards"]["total"] > 4
 
 
-def test_a_killed_audit_resumes_where_it_stopped(corpus, tmp_path):
-    source = tmp_path / "big.jsonl"
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])  # split by offsets / one file cut into chunks
+def test_a_killed_audit_resumes_where_it_stopped(corpus, tmp_path, suffix):
+    source = tmp_path / f"big{suffix}"
     lines = (corpus / "chat.jsonl").read_text("utf-8").splitlines()
-    source.write_text("\n".join(lines * 6) + "\n", "utf-8")
+    text = ("\n".join(lines * 6) + "\n").encode()
+    source.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "globalign.cli", "audit-data", str(source), "--output", str(out),
                "--rows-per-shard", "20", "--workers", "1", "--no-map", "--quiet"]
@@ -124,7 +127,7 @@ def test_a_killed_audit_resumes_where_it_stopped(corpus, tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     saved = sum(1 for line in done.read_text().splitlines() if _is_json(line))  # a torn last line is not saved
-    total = len(plan_shards([source], rows_per_shard=20))
+    total = -(-len(lines) * 6 // 20)  # units of 20 records either way
     assert 3 <= saved < total and not out.exists()
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -224,3 +227,25 @@ def test_an_audit_folder_inside_the_source_is_not_read_again(corpus, tmp_path):
     first = (source / "audit" / "languages.csv").read_bytes()
     _audit(source, source / "audit", rows_per_shard=1000)  # would fail on countries.csv if it were read
     assert (source / "audit" / "languages.csv").read_bytes() == first
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl.gz", "json"])
+def test_files_read_in_one_piece_are_shared_by_the_workers_in_chunks(corpus, tmp_path, kind):
+    records = [json.loads(line) for line in (corpus / "chat.jsonl").read_text("utf-8").splitlines()]
+    source = tmp_path / f"data.{kind}"
+    if kind == "csv":
+        with source.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["prompt", "response"])
+            writer.writerows([r["messages"][0]["content"], r["messages"][1]["content"]] for r in records)
+    elif kind == "json":
+        source.write_text(json.dumps(records, ensure_ascii=False), "utf-8")
+    else:
+        source.write_bytes(gzip.compress((corpus / "chat.jsonl").read_bytes()))
+    assert plan_shards([source])[0].stop == -1  # one whole-file shard
+    _audit(corpus / "chat.jsonl", tmp_path / "reference", rows_per_shard=1000, workers=1)
+    _audit(source, tmp_path / "out", rows_per_shard=25, workers=2)
+    assert (tmp_path / "out" / "countries.csv").read_bytes() == (tmp_path / "reference" / "countries.csv").read_bytes()
+    ours = [r for r in _rows(tmp_path / "out" / "languages.csv") if r["role"] in ("all", "user", "assistant")]
+    reference = [r for r in _rows(tmp_path / "reference" / "languages.csv") if r["role"] in ("all", "user", "assistant")]
+    assert ours == reference

@@ -4,8 +4,9 @@ function runs in a local process pool and in Ray workers (and gives the same cou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from globalign.audit.counts import AGREE, AuditCounts
 from globalign.audit.formats import FieldNames, to_record
@@ -33,12 +34,35 @@ def message_roles(message: Message) -> tuple[str, ...]:
     return ("all", message.role, message.side) if message.side else ("all", message.role)
 
 
+@dataclass(frozen=True)
+class RowsJob:
+    """Rows of a file that cannot be split by offset (CSV, a JSON document, gzip), cut into chunks by
+    the one process that reads the file, so that workers still share it and a killed audit resumes
+    chunk by chunk. `key`: the file's shard key + "@" + the chunk's index."""
+
+    key: str
+    path: str
+    record_format: str
+    fields: FieldNames
+    countries: bool
+    rows: tuple[tuple[str, dict[str, Any]], ...]
+
+
 def audit_shard(job: ShardJob) -> AuditCounts:
+    return audit_rows(read_shard(job.shard), job.shard.path, job.record_format, job.fields, job.countries)
+
+
+def audit_chunk(job: RowsJob) -> AuditCounts:
+    return audit_rows(job.rows, job.path, job.record_format, job.fields, job.countries)
+
+
+def audit_rows(rows: Iterable[tuple[str, dict[str, Any]]], path: str, record_format: str, fields: FieldNames,
+               countries: bool) -> AuditCounts:
     counts = AuditCounts()
     pending: list[Message] = []
-    file_key = (job.shard.path, job.record_format)
-    for locator, row in read_shard(job.shard):
-        record = to_record(row, locator, job.record_format, job.fields)
+    file_key = (path, record_format)
+    for locator, row in rows:
+        record = to_record(row, locator, record_format, fields)
         counts.records += 1
         counts.formats[file_key] += 1
         if not record.messages:
@@ -47,9 +71,9 @@ def audit_shard(job: ShardJob) -> AuditCounts:
             counts.add_metadata(name, value)
         pending.extend(record.messages)
         if len(pending) >= _BATCH_MESSAGES:
-            count_messages(pending, counts, countries=job.countries)
+            count_messages(pending, counts, countries=countries)
             pending = []
-    count_messages(pending, counts, countries=job.countries)
+    count_messages(pending, counts, countries=countries)
     return counts
 
 

@@ -4,18 +4,20 @@ Ray cluster (Ray Data). Every engine calls analyse.audit_shard on each job and h
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
 from typing import Any
 
-from globalign.audit.analyse import ShardJob, audit_shard
+from globalign.audit.analyse import RowsJob, ShardJob, audit_chunk, audit_shard
 from globalign.audit.counts import AuditCounts
 from globalign.audit.formats import FieldNames
 from globalign.audit.records import Shard
+from globalign.audit.sources import read_shard
 from globalign.errors import DataError, GlobalignError
 
 ENGINES = ("local", "ray")
@@ -35,33 +37,63 @@ def _warm_up(job: ShardJob) -> None:
         default_gazetteer()
 
 
-def run_local(jobs: Sequence[ShardJob], workers: int) -> Iterator[tuple[str, AuditCounts]]:
+def _batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
+    """itertools.batched of Python 3.12."""
+    iterator = iter(items)
+    while chunk := tuple(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def chunk_key(shard_key: str, index: int) -> str:
+    return f"{shard_key}@{index}"
+
+
+def _units(jobs: Sequence[ShardJob], done: Collection[str], chunk_rows: int) -> Iterator[tuple[str, Callable, Any]]:
+    """(key, function, argument) for each unit of work not in `done`. Shards with a row range are read
+    by the workers themselves; a file that is one whole shard is read here and cut into RowsJobs of
+    `chunk_rows` records (chunks done earlier are read past, not counted again)."""
+    for job in jobs:
+        if job.shard.stop >= 0:
+            if job.shard.key not in done:
+                yield job.shard.key, audit_shard, job
+            continue
+        rows = read_shard(job.shard)
+        for index, chunk in enumerate(_batched(rows, chunk_rows)):
+            key = chunk_key(job.shard.key, index)
+            if key not in done:
+                yield key, audit_chunk, RowsJob(key, job.shard.path, job.record_format, job.fields, job.countries,
+                                                tuple(chunk))
+
+
+def run_local(jobs: Sequence[ShardJob], workers: int, *, done: Collection[str] = (),
+              chunk_rows: int = 2000) -> Iterator[tuple[str, AuditCounts]]:
     if not jobs:
         return
     _warm_up(jobs[0])
+    units = _units(jobs, done, chunk_rows)
     if workers <= 1:
-        for job in jobs:
-            yield job.shard.key, audit_shard(job)
+        for key, function, argument in units:
+            yield key, function(argument)
         return
     # fork: workers inherit the warmed-up tables copy-on-write instead of rebuilding them
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        # At most 2 shards per worker in flight: the pending queue stays small for any corpus size.
-        queue = iter(jobs)
+        # At most 2 units per worker in flight: the pending queue (and the chunks of rows read ahead)
+        # stay small for any corpus size.
         running = {}
-        for job in queue:
-            running[pool.submit(audit_shard, job)] = job
+        for key, function, argument in units:
+            running[pool.submit(function, argument)] = key
             if len(running) >= 2 * workers:
                 break
         while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = running.pop(future)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key = running.pop(future)
                 counts = future.result()  # a worker's DataError is raised here, as a one-line error
-                next_job = next(queue, None)
-                if next_job is not None:
-                    running[pool.submit(audit_shard, next_job)] = next_job
-                yield job.shard.key, counts
+                following = next(units, None)
+                if following is not None:
+                    running[pool.submit(following[1], following[2])] = following[0]
+                yield key, counts
 
 
 # -- Ray ---------------------------------------------------------------------------------------------

@@ -110,7 +110,8 @@ def _file_format(path: str, shards, names: FieldNames) -> str:
 
 def _fingerprint(options: AuditOptions, files: list[Path]) -> str:
     """What the saved progress is valid for: the same files (size, mtime), shard plan and labelling."""
-    parts: list[Any] = [PROGRESS_VERSION, __version__, options.rows_per_shard, asdict(options.fields),
+    # the engine too: the local engine saves chunks of unsplittable files, Ray whole files
+    parts: list[Any] = [PROGRESS_VERSION, __version__, options.engine, options.rows_per_shard, asdict(options.fields),
                         options.countries, identifier_versions(), MAX_CHARS, gazetteer_version()]
     for path in files:
         stat = path.stat()
@@ -168,25 +169,32 @@ def audit(options: AuditOptions) -> AuditResult:
     files, jobs, formats = _plan(options)
     workers = options.workers or default_workers()
     progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
-    resumed = [job for job in jobs if job.shard.key in progress.done]
-    todo = [job for job in jobs if job.shard.key not in progress.done]
+    planned = {job.shard.key for job in jobs}
+    # saved units of this plan: whole shards, and chunks ("<shard key>@<n>") of files read in one piece
+    resumed = [key for key in progress.done if key in planned or key.rpartition("@")[0] in planned]
     total = AuditCounts()
-    for job in resumed:
-        total.add(progress.done[job.shard.key])
+    for key in resumed:
+        total.add(progress.done[key])
     counting_started = time.perf_counter()
     new_messages = 0
     try:
-        results = (run_ray(todo, address=options.ray_address, workers=options.workers) if options.engine == "ray"
-                   else run_local(todo, workers))
-        with tqdm(total=len(jobs), initial=len(resumed), unit="shard", desc="auditing", file=sys.stderr,
-                  disable=not options.progress, dynamic_ncols=True) as bar:
+        if options.engine == "ray":
+            todo = [job for job in jobs if job.shard.key not in progress.done]
+            results = run_ray(todo, address=options.ray_address, workers=options.workers)
+        else:
+            results = run_local(jobs, workers, done=set(resumed), chunk_rows=options.rows_per_shard)
+        # Records are known up front when every file splits by rows (JSONL lines, Parquet rows).
+        known = all(job.shard.stop >= 0 for job in jobs)
+        rows = sum(job.shard.stop - job.shard.start for job in jobs) if known else None
+        with tqdm(total=rows, initial=total.records, unit=" records", desc="auditing", file=sys.stderr,
+                  disable=not options.progress, dynamic_ncols=True, unit_scale=True) as bar:
             for key, counts in results:
                 progress.save(key, counts)
                 total.add(counts)
                 new_messages += counts.messages
                 rate = new_messages / max(1e-9, time.perf_counter() - counting_started)
                 bar.set_postfix_str(f"{total.messages:,} messages, {rate:,.0f} msg/s")
-                bar.update(1)
+                bar.update(counts.records)
     finally:
         progress.close()
     counting_seconds = time.perf_counter() - counting_started
