@@ -183,8 +183,9 @@ def audit(options: AuditOptions) -> AuditResult:
             results = run_ray(todo, address=options.ray_address, workers=options.workers)
         else:
             results = run_local(jobs, workers, done=set(resumed), chunk_rows=options.rows_per_shard)
-        # Records are known up front when every file splits by rows (JSONL lines, Parquet rows).
-        known = all(job.shard.stop >= 0 for job in jobs)
+        # Records are known up front when every file is JSONL split by lines (a Parquet shard's range
+        # is of row groups, and the other kinds are read in one piece).
+        known = all(job.shard.kind == "jsonl" and job.shard.stop >= 0 for job in jobs)
         rows = sum(job.shard.stop - job.shard.start for job in jobs) if known else None
         with tqdm(total=rows, initial=total.records, unit=" records", desc="auditing", file=sys.stderr,
                   disable=not options.progress, dynamic_ncols=True, unit_scale=True) as bar:
