@@ -37,6 +37,12 @@ class AuditCounts:
     dropped: Counter = field(default_factory=Counter)
     countries: Counter = field(default_factory=Counter)
     metadata: Counter = field(default_factory=Counter)
+    # distinct values kept per metadata field (derived from `metadata`; kept so a new value is checked
+    # against the cap without scanning every (field, value) key)
+    _values_per_field: Counter = field(default_factory=Counter, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._values_per_field.update(name for name, _ in self.metadata)
 
     def add(self, other: AuditCounts) -> None:
         self.records += other.records
@@ -49,10 +55,10 @@ class AuditCounts:
             self.add_metadata(name, value, count)
 
     def add_metadata(self, name: str, value: str, count: int = 1) -> None:
+        if (name, value) not in self.metadata and value != OTHER and self._values_per_field[name] >= MAX_METADATA_VALUES:
+            value = OTHER
         if (name, value) not in self.metadata:
-            distinct = sum(1 for key in self.metadata if key[0] == name) if value != OTHER else 0
-            if distinct >= MAX_METADATA_VALUES:
-                value = OTHER
+            self._values_per_field[name] += 1
         self.metadata[(name, value)] += count
 
     # JSON keeps counter keys as lists: the progress file and Ray results carry counts this way.
