@@ -31,3 +31,10 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError
         close = [k for k in known if k.lower().startswith(lowered[:4]) or lowered in k.lower()][:1]
     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
     return UnknownNameError(f"unknown {kind} '{name}'{hint}")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (an OSError's strerror when it has one, else its type name):
+    what a one-line error quotes from a library's multi-line exception."""
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from globalign.audit.records import Shard
-from globalign.errors import DataError
+from globalign.errors import DataError, first_line
 
 SOURCE_KINDS = ("jsonl", "json", "csv", "parquet")
 EXTENSIONS = {
@@ -167,9 +167,8 @@ def _download(source: str) -> Path:
             allow_patterns=HUB_DATA_PATTERNS, ignore_patterns=HUB_IGNORE_PATTERNS,
         )
     except Exception as exc:  # offline, gated, missing: the hub client raises many types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            f"{source}: not a local file or folder, and the Hugging Face hub cannot provide it ({first_line}); "
+            f"{source}: not a local file or folder, and the Hugging Face hub cannot provide it ({first_line(exc)}); "
             "the hub is unreachable or has no such dataset: pass a local file or folder instead"
         ) from exc
     return Path(folder)
@@ -184,18 +183,12 @@ def _open_binary(path: Path) -> Iterator[IO[bytes]]:
     try:
         f: IO[bytes] = gzip.open(path, "rb") if _gzipped(path) else open(path, "rb")  # noqa: SIM115
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
+        raise DataError(f"{path}: cannot read ({first_line(e)})") from None
     try:
         with f:
             yield f
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's message on one line (an OSError's strerror when it has one)."""
-    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise DataError(f"{path}: cannot read ({first_line(e)})") from None
 
 
 def _utf8_error(path: Path) -> DataError:
@@ -211,9 +204,9 @@ def _utf8_error(path: Path) -> DataError:
     return DataError(f"{path}: not UTF-8 text")
 
 
-def _lines(f: IO[bytes], path: Path, first_line: int = 1, offset: int = 0) -> Iterator[tuple[int, str]]:
+def _lines(f: IO[bytes], path: Path, start_line: int = 1, offset: int = 0) -> Iterator[tuple[int, str]]:
     """(line number, text) of each line of `f`, decoded as UTF-8 (a leading BOM on line 1 dropped)."""
-    for lineno, raw in enumerate(f, first_line):
+    for lineno, raw in enumerate(f, start_line):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -469,7 +462,7 @@ def _parquet_file(path: Path) -> Any:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({first_line(e)})") from None
 
 
 def _parquet_shards(path: Path, rows_per_shard: int) -> list[Shard]:
@@ -499,7 +492,7 @@ def _parquet_rows(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
             batch = next(batches, None)
             rows = [] if batch is None else batch.to_pylist()
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"{path}: row {row + 1}: cannot read Parquet ({_first_line(e)})") from None
+            raise DataError(f"{path}: row {row + 1}: cannot read Parquet ({first_line(e)})") from None
         if batch is None:
             return
         for values in rows:

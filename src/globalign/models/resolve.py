@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from globalign.errors import GlobalignError, unknown_name
+from globalign.errors import GlobalignError, first_line, unknown_name
 from globalign.models.base import LanguageModel
 from globalign.models.fingerprint import folder_sha256
 from globalign.models.gguf_convert import conversion_meta, converted_folder
@@ -114,8 +114,7 @@ def _download(repo_id: str, revision: str | None) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_FILES))
     except Exception as exc:  # offline, gated, missing: the hub client raises many types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GlobalignError(
-            f"model '{repo_id}': cannot fetch from the Hugging Face hub ({first_line}); "
+            f"model '{repo_id}': cannot fetch from the Hugging Face hub ({first_line(exc)}); "
             "pass a local folder or GGUF file instead"
         ) from exc

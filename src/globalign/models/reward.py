@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from globalign.errors import GlobalignError
+from globalign.errors import GlobalignError, first_line
 from globalign.models.base import LanguageModel, ModelInfo
 from globalign.models.fingerprint import combine, file_sha256, folder_sha256
 from globalign.models.hf import _token_budget_batches, _torch_dtype, tokenizer_adds_bos
@@ -507,9 +507,8 @@ def _download(repo_id: str, revision: str | None, *, weights: bool) -> Path:
         ignore = ["*/*", *(f"*{word}*" for word in _NOT_WEIGHTS if word != "trainer_state")]
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, ignore_patterns=ignore))
     except Exception as exc:  # offline, gated, missing: the hub client raises many types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GlobalignError(
-            f"model '{repo_id}': cannot fetch from the Hugging Face hub ({first_line}); pass a local folder instead"
+            f"model '{repo_id}': cannot fetch from the Hugging Face hub ({first_line(exc)}); pass a local folder instead"
         ) from exc
 
 
