@@ -211,6 +211,21 @@ class _TokenizedReward:
     def _forward(self, ids, mask):  # (rows, width) right-padded -> (rows,) float rewards
         raise NotImplementedError
 
+    def _model_info(self, kind: str, *, name: str, source: str, content_hash: str, dtype: str,
+                    architecture: str, **details: str) -> ModelInfo:
+        """The backend's ModelInfo; the fingerprint covers what changes its rewards."""
+        return ModelInfo(
+            name=name,
+            backend="transformers",
+            fingerprint=combine("reward", REWARD_CODE_VERSION, kind, content_hash, dtype,
+                                str(self.max_length), str(self.add_special_tokens)),
+            source=source,
+            dtype=dtype,
+            add_bos=tokenizer_adds_bos(self.tokenizer),
+            details={"kind": kind, "architecture": architecture, "device": self.device,
+                     "max_length": str(self.max_length), **details},
+        )
+
 
 class SequenceClassificationReward(_TokenizedReward):
     """A transformers sequence classifier with one output label: reward = logits[:, 0].
@@ -246,17 +261,8 @@ class SequenceClassificationReward(_TokenizedReward):
         max_length = max_length or _model_max_length(config, tokenizer)
         super().__init__(tokenizer, max_length=max_length, add_special_tokens=add_special_tokens, pad_id=pad_id,
                          device=device, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
-        self.info = ModelInfo(
-            name=name,
-            backend="transformers",
-            fingerprint=combine("reward", REWARD_CODE_VERSION, "classifier", content_hash, dtype,
-                                str(max_length), str(add_special_tokens)),
-            source=source,
-            dtype=dtype,
-            add_bos=tokenizer_adds_bos(tokenizer),
-            details={"kind": "classifier", "architecture": type(self.model).__name__, "device": device,
-                     "max_length": str(max_length), "pad_token_id": str(pad_id)},
-        )
+        self.info = self._model_info("classifier", name=name, source=source, content_hash=content_hash, dtype=dtype,
+                                     architecture=type(self.model).__name__, pad_token_id=str(pad_id))
 
     def _forward(self, ids, mask):
         return self.model(input_ids=ids, attention_mask=mask).logits[:, 0].float()
@@ -318,18 +324,10 @@ class ValueHeadReward(_TokenizedReward):
         super().__init__(tokenizer, max_length=max_length, add_special_tokens=add_special_tokens,
                          pad_id=_tokenizer_pad_id(tokenizer), device=device, batch_size=batch_size,
                          max_batch_tokens=max_batch_tokens)
-        self.info = ModelInfo(
-            name=name,
-            backend="transformers",
-            fingerprint=combine("reward", REWARD_CODE_VERSION, "value_head", content_hash, dtype,
-                                str(max_length), str(add_special_tokens)),
-            source=source,
-            dtype=dtype,
-            add_bos=tokenizer_adds_bos(tokenizer),
-            details={"kind": "value_head", "architecture": type(trunk).__name__, "device": device,
-                     "max_length": str(max_length), "checkpoint": ",".join(p.name for p in checkpoint_files),
-                     "trunk_prefix": prefix, "v_head_bias": str(bias is not None)},
-        )
+        self.info = self._model_info("value_head", name=name, source=source, content_hash=content_hash, dtype=dtype,
+                                     architecture=type(trunk).__name__,
+                                     checkpoint=",".join(p.name for p in checkpoint_files), trunk_prefix=prefix,
+                                     v_head_bias=str(bias is not None))
 
     def _forward(self, ids, mask):
         import torch
