@@ -299,7 +299,7 @@ def test_output_path_that_is_a_file_is_refused(capsys, small_data, tmp_path):
     target.write_text("keep me\n", "utf-8")
     code, _, err = cli(capsys, *run_flags(small_data, target))
     assert code == EXIT_USER_ERROR
-    assert "is not a globalign run folder" in one_error_line(err)
+    assert "exists and is not a folder" in one_error_line(err)
     assert target.read_text("utf-8") == "keep me\n"
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from globalign import __version__
 from globalign.errors import GlobalignError
 from globalign.tasks.base import PROMPT_FORMATS
+from globalign.text_safety import one_line
 
 EXIT_USER_ERROR = 2
 
@@ -279,7 +280,7 @@ def cmd_audit_data(args: argparse.Namespace) -> int:
     if result.resumed_shards:
         print(f"resumed: {result.resumed_shards} shard(s) were counted by an earlier, interrupted audit")
     for line in result.summary:
-        print(line)
+        print(one_line(line))  # languages, countries and metadata values come from the audited data
     print(f"wrote {result.output}/ (languages.csv, countries.csv, metadata.csv, manifest.json) in {result.seconds:.1f} s")
     return 0
 
@@ -294,15 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("run", "demo", "models"):
             _quiet_libraries()
         return COMMANDS[args.command](args)
-    except GlobalignError as exc:
+    except (GlobalignError, OSError) as exc:  # OSError: a full disk, an unreadable file: the user's to fix
         if args.debug:
             traceback.print_exc()
-        print(f"globalign: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as exc:  # unwritable output folder, full disk, unreadable file: the user's to fix
-        if args.debug:
-            traceback.print_exc()
-        print(f"globalign: error: {exc}", file=sys.stderr)
+        # one line, whatever a data file or a library put in the message (newlines, escape sequences)
+        print(f"globalign: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("globalign: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)

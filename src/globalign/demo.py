@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from globalign.config import parse_config
 from globalign.models.packaged import PACKAGED_MODELS
 from globalign.pipeline import run
 from globalign.report.console import print_summary
+from globalign.tasks.base import MetricRow
 
 # Base first: every other model is compared against it.
 DEMO_MODELS = ("gemma-3-270m", "smollm2-135m-instruct")
@@ -47,23 +49,29 @@ def run_demo(output: Path, *, data_dir: str | None = None, progress: bool = True
         },
         "demo",
     )
-    summary = run(config, progress=progress)
+    drawn: list[str] = []
+    summary = run(config, progress=progress,
+                  extra_files=lambda metrics, work: drawn.extend(draw_demo_map(metrics, work, output)))
     print_summary(summary)
-    draw_demo_map(summary, output)
+    for line in drawn:
+        print(line)
 
 
-def draw_demo_map(summary, output: Path) -> None:
-    """A world map of the aligned model's AskReddit mean rank (1 = most favoured), in the run folder."""
+def draw_demo_map(metrics: Sequence[MetricRow], folder: Path, output: Path) -> list[str]:
+    """A world map of the aligned model's AskReddit mean rank (1 = most favoured), drawn into the run
+    folder while it is written (`folder`, so the manifest lists it; `output` once in place); returns the
+    line to print."""
     from globalign.report.maps import choropleth
 
     model = DEMO_MODELS[-1]
-    values = {r.group: r.value for r in summary.metrics
+    values = {r.group: r.value for r in metrics
               if r.task == MAP_TASK and r.metric == MAP_METRIC and r.model == model}
     if not values:
-        return
-    png = output / f"map_{MAP_TASK}_{MAP_METRIC}_{model}.png"
+        return []
+    name = f"map_{MAP_TASK}_{MAP_METRIC}_{model}.png"
+    png = folder / name
     result = choropleth(values, title=f"{model}: mean rank of each country on {len(values)} countries "
                                       "(AskReddit LM probe, demo sample)",
                         label="mean rank (1 = most favoured)", output_png=png, cmap="viridis_r")
     unmatched = f"; names without a map shape: {', '.join(result.unmatched)}" if result.unmatched else ""
-    print(f"Map: {png} ({len(result.matched)} countries drawn{unmatched})")
+    return [f"Map: {output / name} ({len(result.matched)} countries drawn{unmatched})"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -17,7 +17,7 @@ from globalign.config import RunConfig
 from globalign.data.locate import resolve_data_dir
 from globalign.engine.reward_engine import RewardEngine
 from globalign.engine.runner import Engine
-from globalign.errors import ConfigError
+from globalign.errors import ConfigError, GlobalignError, first_line
 from globalign.models.base import ModelInfo
 from globalign.models.resolve import ModelSpec, load_model, locate_model
 from globalign.models.reward import load_reward_model, locate_reward_folder
@@ -84,7 +84,9 @@ def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] = ()) -> RunSummary:
+def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] = (),
+        extra_files: Callable[[Sequence[MetricRow], Path], None] | None = None) -> RunSummary:
+    """`extra_files(metrics, folder)` may add files to the run folder before it is swapped into place."""
     started = time.perf_counter()
     check_output_dir(config.output)
     data_dir = resolve_data_dir(config.data_dir)
@@ -150,5 +152,13 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         "machine": {"platform": platform.platform(), "processor": platform.machine()},
     }
     samples = (r for task in tasks for model_records in records[task.name].values() for r in model_records)
-    write_run_folder(config.output, manifest, metrics, comparisons, samples)
+    add = (lambda work: extra_files(metrics, work)) if extra_files else None
+    try:
+        write_run_folder(config.output, manifest, metrics, comparisons, samples, add)
+    except (OSError, GlobalignError) as exc:
+        # Hours of model work must not look lost: say where it is and how to get the folder written.
+        kept = (f"every model answer is kept in the request cache {cache.path}: rerun the same command (with a "
+                "writable --output) to write the run folder without recomputing" if cache else
+                "nothing was cached (--no-cache), so a rerun computes everything again")
+        raise GlobalignError(f"could not write the run folder {config.output} ({first_line(exc)}); {kept}") from exc
     return RunSummary(config.output, metrics, comparisons, infos, notes, seconds)

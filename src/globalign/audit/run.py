@@ -13,7 +13,6 @@ import resource
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +38,9 @@ from globalign.audit.tables import (
     non_english_share,
     summary_lines,
 )
-from globalign.errors import ConfigError, DataError, GlobalignError
-from globalign.store.output import swap_into_place, write_rows
+from globalign.errors import ConfigError, DataError
+from globalign.store.output import AUDIT_FOLDER, check_output_dir, write_folder, write_rows
 
-MANIFEST = "manifest.json"
 PROGRESS_VERSION = 1
 
 
@@ -71,8 +69,7 @@ class AuditResult:
 
 
 def check_audit_output(path: Path) -> None:
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file())):
-        raise GlobalignError(f"output {path} exists and is not a globalign audit folder; choose another --output")
+    check_output_dir(path, AUDIT_FOLDER)
 
 
 def _progress_dir(output: Path) -> Path:
@@ -235,12 +232,7 @@ def audit(options: AuditOptions) -> AuditResult:
 
 
 def _write_folder(options: AuditOptions, counts: AuditCounts, manifest: dict[str, Any]) -> None:
-    output = options.output
-    check_audit_output(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    work = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
-    try:
+    def write_files(work: Path) -> None:
         write_rows(work / "languages.csv", LanguageRow, language_rows(counts))
         countries = country_rows(counts)
         write_rows(work / "countries.csv", CountryRow, [r for r in countries if r.role == "all"],
@@ -249,11 +241,8 @@ def _write_folder(options: AuditOptions, counts: AuditCounts, manifest: dict[str
                     ["role", "country", "count", "share", "alpha3", "per_1000_messages"])
         write_rows(work / "metadata.csv", MetadataRow, metadata_rows(counts))
         manifest["map"] = _draw_map(work, countries) if options.world_map else None
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
-        swap_into_place(work, output)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+
+    write_folder(options.output, AUDIT_FOLDER, manifest, write_files)
 
 
 def _draw_map(folder: Path, countries: list[CountryRow]) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from globalign.data.reward_probe import GALLUP_ORDERS, REFERENCE_COUNTRY
 from globalign.tasks.base import ComparisonRow, MetricRow
 from globalign.tasks.opinion_metrics import study_countries
+from globalign.text_safety import one_line
 
 # Groups shown in the terminal for tasks with many groups (everything is in metrics.csv); a task not
 # listed here shows all of its groups (the dialect task has a handful).
@@ -98,9 +99,11 @@ def format_comparisons(rows: Sequence[ComparisonRow]) -> list[str]:
 
 
 def print_summary(summary) -> None:
-    print(f"\nWrote {summary.output}/ (manifest.json, metrics.csv, comparisons.csv, samples.jsonl)")
+    # Model, group and country names may come from prediction files: never let them drive the terminal.
+    print()
+    print(one_line(f"Wrote {summary.output}/ (manifest.json, metrics.csv, comparisons.csv, samples.jsonl)"))
     for line in format_metrics(summary.metrics) + [""] + format_comparisons(summary.comparisons):
-        print(line)
+        print(one_line(line))
     for note in summary.notes:
-        print(f"Note: {note}")
+        print(one_line(f"Note: {note}"))
     print(f"Total time: {summary.seconds.get('total', float('nan')):.1f} s")
