@@ -149,9 +149,12 @@ def _with_overrides(entry: Any, overrides: dict[str, Any]) -> Any:
 
 def _config_from_args(args: argparse.Namespace):
     from globalign.config import load_config_file, parse_config
+    from globalign.data.locate import resolve_data_dir
 
     raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
     source = str(args.config) if args.config else "command line"
+    if args.data_dir is not None:
+        resolve_data_dir(args.data_dir)  # a missing folder is the flag's fault, not the config file's
     if args.model:
         raw["models"] = list(args.model)
     if args.reward_tokenizer and not args.reward_model:
@@ -197,8 +200,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from globalign.data.locate import resolve_data_dir
     from globalign.demo import run_demo
 
+    resolve_data_dir(args.data_dir)  # a missing --data-dir is named as the flag
     run_demo(Path(args.output), data_dir=args.data_dir, progress=not args.quiet)
     return 0
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from globalign.data.tables import parse_yaml
 from globalign.errors import ConfigError
 from globalign.models.resolve import MODEL_KINDS, REWARD_KINDS, ModelSpec
 from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
@@ -121,6 +120,19 @@ def _task(entry: Any, where: str) -> TaskConfig:
     return TaskConfig(entry["name"], options, limit)
 
 
+def _list_field(raw: dict[str, Any], name: str, source: str, item: str) -> list[Any]:
+    """`models:` / `tasks:`: a non-empty list; a single name written without the list says how to write it."""
+    value = raw.get(name)
+    if isinstance(value, str) and value.strip():
+        raise _fail(f"{source}: {name}", f"must be a list of {item}s, got the text {value!r}; write "
+                                         f"`{name}: [{value}]`, or one `- {value}` line per {item}")
+    if value is not None and not isinstance(value, list):
+        raise _fail(f"{source}: {name}", f"must be a list of {item}s, got {type(value).__name__} {value!r}")
+    if not value:
+        raise _fail(f"{source}: {name}", f"give at least one {item}")
+    return value
+
+
 def parse_config(raw: Any, source: str) -> RunConfig:
     """Validate a config mapping (from YAML or flags); errors name the field and the source."""
     if not isinstance(raw, dict):
@@ -128,17 +140,13 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     extra = set(raw) - _RUN_FIELDS
     if extra:
         raise _fail(f"{source}: {min(extra)}", f"unknown field (known: {', '.join(sorted(_RUN_FIELDS))})")
-    models_raw = raw.get("models")
-    if not isinstance(models_raw, list) or not models_raw:
-        raise _fail(f"{source}: models", "give at least one model")
+    models_raw = _list_field(raw, "models", source, "model")
     defaults = {k: raw[k] for k in ("threads", "batch_size") if raw.get(k) is not None}
     models = tuple(_model(m, f"{source}: models[{i}]", defaults) for i, m in enumerate(models_raw))
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise _fail(f"{source}: models", "a model is listed twice")
-    tasks_raw = raw.get("tasks")
-    if not isinstance(tasks_raw, list) or not tasks_raw:
-        raise _fail(f"{source}: tasks", "give at least one task")
+    tasks_raw = _list_field(raw, "tasks", source, "task")
     tasks = tuple(_task(t, f"{source}: tasks[{i}]") for i, t in enumerate(tasks_raw))
     task_names = [t.name for t in tasks]
     if len(set(task_names)) != len(task_names):
@@ -166,6 +174,8 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     data_dir = raw.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str | Path):
         raise _fail(f"{source}: data_dir", f"must be a folder path, got {data_dir!r}")
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise _fail(f"{source}: data_dir", f"{data_dir}: no such folder (the evaluation data; see data/README.md)")
     cache = raw.get("cache", True)
     if not isinstance(cache, bool):
         raise _fail(f"{source}: cache", f"must be true or false, got {cache!r}")
@@ -193,12 +203,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:  # a folder, no permission, ...
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or type(exc).__name__})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    raw = parse_yaml(text, path, ConfigError)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

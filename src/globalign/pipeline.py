@@ -132,7 +132,8 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     metrics = [row for task in tasks for row in task.metrics(records[task.name])]
     comparisons = [row for task in tasks for row in task.comparisons(records[task.name], pairs)]
     seconds["statistics"] = time.perf_counter() - t0
-    notes = [*extra_notes, *family_notes(infos, pairs)]
+    task_notes = [note for task in tasks for note in getattr(task, "notes", list)()]
+    notes = [*extra_notes, *task_notes, *family_notes(infos, pairs)]
     seconds["total"] = time.perf_counter() - started
     manifest: dict[str, Any] = {
         "globalign_version": __version__,

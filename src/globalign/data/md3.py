@@ -22,10 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from globalign.data.locate import describe_search
-from globalign.data.tables import parse_string_list, read_rows, read_text
+from globalign.data.tables import parse_string_list, parse_yaml, read_rows, read_text
 from globalign.errors import DataError
 
 DIALECTS = ("en_in", "en_ng", "en_us")
@@ -76,10 +74,13 @@ class Md3Items:
 def load_overrides(path: Path) -> Overrides:
     """An overrides file (YAML or JSON): `skip: [clip ids]` and `spelling: {clip id: word or null}`."""
     text = read_text(path)
-    try:
-        raw = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'} ({e})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raw = parse_yaml(text, path)
+    else:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict) or set(raw) - {"skip", "spelling"}:

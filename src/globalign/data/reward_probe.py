@@ -12,11 +12,12 @@ against every prompt of the study's reference file):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from globalign.data.tables import read_rows, read_text
-from globalign.errors import DataError
+from globalign.errors import DataError, unknown_name
 
 SUBDIR = "reward_probe"
 WHERE_FROM_REFERENCE = "reference_where_from_starling-rm-7b-alpha.csv"
@@ -118,10 +119,19 @@ def load_where_from_countries(data_dir: Path | None) -> list[str]:
     return names
 
 
-def load_country_set_181(data_dir: Path | None) -> list[str]:
-    """The study's AskReddit ranking set (181 countries), one name per line."""
+def load_country_set_181(data_dir: Path | None, known: Sequence[str] | None = None) -> list[str]:
+    """The study's AskReddit ranking set (181 countries), one name per line; with `known` (the probe's
+    countries), every name must be one of them (a damaged line would silently drop a country)."""
     path = _probe_dir(data_dir) / COUNTRY_SET_181
     names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: no country names")
     if len(set(names)) != len(names):
         raise DataError(f"{path}: a country appears twice")
+    if known is not None:
+        for name in names:
+            if name not in known:
+                hint = unknown_name("country", name, known)
+                raise DataError(f"{path}: {hint} (not a where-from probe country; the ranking set is a subset "
+                                "of those 254 names)")
     return names

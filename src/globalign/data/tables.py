@@ -27,6 +27,20 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         raise DataError(f"{path}: not UTF-8 text (line {line}, byte {e.start})") from None
 
 
+def parse_yaml(text: str, path: Path, error: type[Exception] = DataError) -> Any:
+    """`yaml.safe_load(text)`; a syntax error is one line naming the file, the line and the problem
+    (PyYAML's own message spans several lines with a drawing of the spot)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{where}: invalid YAML ({problem})") from None
+
+
 def parse_literal(text: str, what: str) -> object:
     """Parse a plain Python literal (no names, calls or operators beyond literal_eval's); never executes."""
     try:

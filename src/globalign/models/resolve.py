@@ -6,6 +6,7 @@ Accepted: a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`), a local HF
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,17 @@ def _locate(spec: ModelSpec) -> tuple[Path, str, str, bool | None, str]:
         folder = _download(name, spec.revision)
         # snapshot folders are named by commit: the hub's content address is our content hash.
         return folder, f"hub:{name}@{folder.name}", f"hub:{name}@{folder.name}", None, ""
+    if path.exists():
+        raise GlobalignError(f"model '{name}': a file that is not a .gguf; give a Hugging Face model folder (with "
+                             "config.json), a .gguf file, a packaged alias or a hub id")
+    if _looks_like_a_path(name):
+        raise GlobalignError(f"model '{name}': no such file or folder")
     raise unknown_name("model", name, PACKAGED_MODELS)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """`./m`, `/models/m`, `~/m`, `a/b/c`: meant as a local path (a hub id is exactly `owner/name`)."""
+    return name.startswith((".", "~", os.sep)) or name.count("/") > 1
 
 
 def _download(repo_id: str, revision: str | None) -> Path:

@@ -17,14 +17,15 @@ FORMATS = ("CSV files (one per model) with columns dialect, generated_answer, co
            "model, item_id, correct_answer_prob + distractor_probs (6-way choice), as the study's md3-game outputs")
 
 
-def _probability(text: str, where: str, column: str) -> float:
+def _probability(value: object, where: str, column: str) -> float:
+    """A probability in [0, 1]: `1e999`, `inf`, `-0.2` and `1.5` are errors (NaN rows are `_missing`)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{where}: {column} is not a number ({text[:40]!r})") from None
-    if not 0.0 <= value <= 1.0:
-        raise DataError(f"{where}: {column} {value} is not a probability")
-    return value
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {column} is not a number ({str(value)[:40]!r})") from None
+    if not 0.0 <= number <= 1.0:  # False for NaN and infinities too
+        raise DataError(f"{where}: {column} {str(value)[:40]} is not a probability (a number in [0, 1])")
+    return number
 
 
 def _distractor_probs(text: str, where: str, n: int) -> list[float]:
@@ -34,7 +35,7 @@ def _distractor_probs(text: str, where: str, n: int) -> list[float]:
         raise DataError(f"{where}: {e}") from None
     if not isinstance(value, list) or len(value) != n or not all(isinstance(v, (int, float)) for v in value):
         raise DataError(f"{where}: distractor_probs must be a list of {n} numbers")
-    return [float(v) for v in value]
+    return [_probability(v, where, f"distractor_probs[{i}]") for i, v in enumerate(value)]
 
 
 def _missing(correct_prob: str, distractor_probs: str) -> bool:

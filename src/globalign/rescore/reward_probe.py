@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from globalign.data.reward_probe import load_country_set_181, load_where_from_countries
+from globalign.data.reward_probe import WHERE_FROM_REFERENCE, load_country_set_181, load_where_from_countries
 from globalign.data.tables import read_rows
-from globalign.errors import DataError
+from globalign.errors import DataError, unknown_name
 from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
 from globalign.tasks.base import SampleRecord
 from globalign.tasks.country_preference import (
@@ -25,6 +25,11 @@ from globalign.tasks.country_preference import (
     preference_metrics,
     samples,
 )
+
+# Columns of the study's AskReddit files that are not countries (and not scores).
+ASKREDDIT_OTHER_COLUMNS = frozenset({"", "Question", "Full Prompt", "Sentiment", "reward_model", "model",
+                                     "Search Query", "Response Format", "Category", "seed", "add_article",
+                                     "use_chat_template"})
 
 
 def _number(text: str, where: str, column: str) -> float:
@@ -47,6 +52,7 @@ def _model_name(rows: list[tuple[str, dict[str, str]]], column: str, path: Path)
 def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
     records: dict[str, list[SampleRecord]] = {}
     files: dict[str, list[str]] = {}
+    known = load_where_from_countries(data_dir)
     for file in prediction_files(path, ".csv"):
         rows = read_rows(file, ("country", "reward"))
         if not rows:
@@ -55,6 +61,11 @@ def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
         countries = tuple(row["country"] for _, row in rows)
         if len(set(countries)) != len(countries):
             raise DataError(f"{file}: a country appears twice")
+        for where, row in rows:  # a country the probe does not ask about cannot be ranked with the others
+            if row["country"] not in known:
+                hint = unknown_name("country", row["country"], known)
+                raise DataError(f"{where}: {hint} (the where-from probe's 254 Natural Earth names are in "
+                                f"{WHERE_FROM_REFERENCE})")
         values = np.array([[_number(row["reward"], where, "reward") for where, row in rows]])
         probe = ProbeScores("where_from", model, "reward", countries, ("where_from",), (True,), values)
         if model in records:
@@ -66,6 +77,7 @@ def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
 def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
     records: dict[str, list[SampleRecord]] = {}
     files: dict[str, list[str]] = {}
+    notes: list[str] = []
     ranking_set = load_country_set_181(data_dir)
     known = set(load_where_from_countries(data_dir))
     for file in prediction_files(path, ".csv"):
@@ -78,6 +90,10 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
             raise DataError(f"{file}: needs a reward_model column (rewards) or a model column (LM NLLs)")
         model = _model_name(rows, "reward_model" if kind == "reward" else "model", file)
         countries = tuple(c for c in header if c in known)
+        ignored = [c for c in header if c not in known and c not in ASKREDDIT_OTHER_COLUMNS]
+        if ignored:
+            notes.append(f"{file.name}: {len(ignored)} column(s) are not probe countries and were left out: "
+                         f"{', '.join(ignored[:5])}{' ...' if len(ignored) > 5 else ''}")
         positive = []
         for where, row in rows:
             sentiment = row["Sentiment"].strip().lower()
@@ -90,7 +106,7 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
         if model in records:
             raise DataError(f"{file}: model '{model}' already read from {files[model][0]}")
         records[model], files[model] = samples(probe), [str(file)]
-    return Predictions(records, files)
+    return Predictions(records, files, notes)
 
 
 WHERE_FROM = Rescorer(read_where_from, preference_metrics, preference_comparisons,

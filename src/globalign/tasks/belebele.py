@@ -107,7 +107,7 @@ class BelebeleTask:
         if settings.limit is not None and settings.limit < len(questions):
             questions = grouped.stratified_sample(questions, lambda q: q.language, settings.limit, settings.seed)
         if not questions:
-            raise DataError("Belebele: no questions selected (check --limit)")
+            raise DataError(f"Belebele: no questions in {', '.join(self.dataset.paths.values()) or self.dataset.origin}")
         self.questions = questions
 
     def manifest(self) -> dict[str, Any]:

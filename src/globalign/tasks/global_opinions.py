@@ -82,8 +82,15 @@ class GlobalOpinionsTask:
             picked = random.Random(settings.seed).sample(range(len(questions)), settings.limit)
             questions = [questions[i] for i in sorted(picked)]
         if not questions:
-            raise DataError("GlobalOpinionsQA: no questions selected (check --limit)")
+            raise DataError(f"GlobalOpinionsQA: {self.dataset.path} has no questions")
         self.questions = questions
+        # A survey distribution of all zeros has no similarity (the study's scores for the 85 such pairs of
+        # the data are NaN): left out, counted, and said; all of them zero is an error, not an empty table.
+        surveys = [(q.index, c, d) for q in questions for c, d in self._country_distributions(q, raw=True).items()]
+        self.zero_sum = [(index, country) for index, country, d in surveys if sum(d) == 0]
+        if len(self.zero_sum) == len(surveys):
+            raise DataError(f"GlobalOpinionsQA: every survey distribution of the {len(questions)} selected questions "
+                            f"in {self.dataset.path} sums to zero; nothing can be compared")
 
     def _countries(self, value: Any) -> tuple[tuple[str, ...] | None, str]:
         if value == "all":
@@ -111,11 +118,21 @@ class GlobalOpinionsTask:
             "n_questions": len(self.questions),
             "question_indices": [q.index for q in self.questions],
             "relative_agreement_reference": REFERENCE_COUNTRY,
+            "excluded": {"zero_sum_survey_distributions": len(self.zero_sum),
+                         "pairs": [{"question_index": i, "country": c} for i, c in self.zero_sum]},
         }
 
-    def _country_distributions(self, question: OpinionQuestion) -> dict[str, Sequence[float]]:
+    def notes(self) -> list[str]:
+        if not self.zero_sum:
+            return []
+        questions = len({i for i, _ in self.zero_sum})
+        note = (f"{NAME}: {len(self.zero_sum)} (question, country) survey distributions sum to zero and are left out "
+                f"of similarity and relative agreement ({questions} question(s); listed in the manifest)")
+        return [note]
+
+    def _country_distributions(self, question: OpinionQuestion, raw: bool = False) -> dict[str, Sequence[float]]:
         selections: Mapping[str, Sequence[float]] = question.selections
-        if self.study_parser:
+        if self.study_parser and not raw:
             selections = study_parser_selections(serialise_selections_like_hf(question.selections))
         if self.countries is not None:
             return {c: selections[c] for c in self.countries}

@@ -114,7 +114,7 @@ class Md3Task:
         if settings.limit is not None and settings.limit < len(items):
             items = stratified_sample(items, settings.limit, settings.seed)
         if not items:
-            raise DataError("MD3: no items selected (check --limit)")
+            raise DataError(f"MD3: {self.item_set.path} holds no items ({source} items)")
         self.items = items
 
     def manifest(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from globalign.data.reward_probe import (
     REFERENCE_COUNTRY,
     AskRedditQuestion,
     load_askreddit,
+    load_country_set_181,
     load_where_from_countries,
 )
 from globalign.engine.reward_engine import RewardEngine
@@ -88,6 +89,9 @@ class _ProbeTask:
             raise ConfigError(f"task {self.name}: countries must be all or gallup, got {countries!r}")
         self.country_choice = countries
         self.countries = load_where_from_countries(settings.data_dir)
+        # The metrics rank countries within the study's 181-country set: read and check it now, before
+        # any model runs, not after hours of scoring.
+        self.ranking_set = load_country_set_181(settings.data_dir, known=self.countries)
         if countries == "gallup":
             chosen = {REFERENCE_COUNTRY, *(c for order in GALLUP_ORDERS.values() for c in order)}
             self.countries = [c for c in self.countries if c in chosen]
@@ -96,7 +100,7 @@ class _ProbeTask:
             picked = random.Random(settings.seed).sample(range(len(questions)), settings.limit)
             questions = [questions[i] for i in sorted(picked)]
         if not questions:
-            raise DataError(f"{self.name}: no questions selected (check --limit)")
+            raise DataError(f"{self.name}: the probe's question file has no questions")
         self.questions = questions
 
     def _questions(self) -> list[AskRedditQuestion]:

@@ -109,7 +109,8 @@ class TyDiQATask:
         if settings.limit is not None and settings.limit < len(items):
             items = stratified_languages(items, settings.limit, settings.seed)
         if not items:
-            raise DataError("TyDi QA: no questions selected (check --limit and languages)")
+            raise DataError(f"TyDi QA: no dev question in {self.data.path} is in the chosen languages "
+                            f"({', '.join(self.languages)}) with a passage short enough (max_context_chars)")
         self.items = items
         self.demo_split = "train" if self.data.train else "dev"
         pools: dict[str, list[QAItem]] = {}
