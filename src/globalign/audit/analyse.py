@@ -83,6 +83,7 @@ def count_messages(messages: Sequence[Message], counts: AuditCounts, *, countrie
     for message, call in zip(messages, calls):
         counts.messages += 1
         counts.characters += len(message.text)
+        counts.truncated_messages += message.truncated
         agreed = call.agreed
         mentioned = ({(m.alpha3, m.country) for m in gazetteer.find(message.text)} if gazetteer else set())
         for role in message_roles(message):

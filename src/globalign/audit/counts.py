@@ -32,6 +32,7 @@ class AuditCounts:
     messages: int = 0
     characters: int = 0
     empty_records: int = 0
+    truncated_messages: int = 0  # messages longer than records.MAX_MESSAGE_CHARS, read up to it
     formats: Counter = field(default_factory=Counter)  # (file, format) -> records
     languages: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
@@ -49,6 +50,7 @@ class AuditCounts:
         self.messages += other.messages
         self.characters += other.characters
         self.empty_records += other.empty_records
+        self.truncated_messages += other.truncated_messages
         for name in ("formats", "languages", "dropped", "countries"):
             getattr(self, name).update(getattr(other, name))
         for (name, value), count in other.metadata.items():
@@ -67,7 +69,8 @@ class AuditCounts:
             return [[*key, count] for key, count in sorted(counter.items())]
 
         return {"records": self.records, "messages": self.messages, "characters": self.characters,
-                "empty_records": self.empty_records, "formats": rows(self.formats),
+                "empty_records": self.empty_records, "truncated_messages": self.truncated_messages,
+                "formats": rows(self.formats),
                 "languages": rows(self.languages), "dropped": rows(self.dropped),
                 "countries": rows(self.countries), "metadata": rows(self.metadata)}
 
@@ -77,7 +80,8 @@ class AuditCounts:
             return Counter({tuple(row[:-1]): int(row[-1]) for row in rows})
 
         return cls(int(data["records"]), int(data["messages"]), int(data["characters"]),
-                   int(data["empty_records"]), counter(data["formats"]), counter(data["languages"]),
+                   int(data["empty_records"]), int(data["truncated_messages"]), counter(data["formats"]),
+                   counter(data["languages"]),
                    counter(data["dropped"]), counter(data["countries"]), counter(data["metadata"]))
 
     def dumps(self) -> str:

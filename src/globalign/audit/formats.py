@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from globalign.audit.records import ROLES, AuditRecord, Message
+from globalign.audit.bounded_json import loads
+from globalign.audit.records import MAX_MESSAGE_CHARS, ROLES, AuditRecord, Message
 from globalign.errors import ConfigError, DataError, unknown_name
 
 RECORD_FORMATS = ("messages", "sharegpt", "prompt_response", "preference")
@@ -117,7 +118,7 @@ def detect_format(row: Mapping[str, Any], locator: str, names: FieldNames = Fiel
         return "preference"
     list_field = names.get("messages") or _first_present(row, MESSAGE_LIST_FIELDS)
     if list_field is not None and list_field in row:
-        turns = _maybe_json_list(row[list_field])
+        turns = _maybe_json_list(row[list_field], f"{locator}: {list_field}")
         if isinstance(turns, list):
             first = next((t for t in turns if isinstance(t, Mapping)), None)
             if first is None:
@@ -144,7 +145,13 @@ def to_record(row: Mapping[str, Any], locator: str, fmt: str, names: FieldNames 
     build = {"messages": _conversation, "sharegpt": _conversation, "prompt_response": _prompt_response,
              "preference": _preference}[fmt]
     messages, used = build(row, locator, fmt, names)
-    return AuditRecord(locator, tuple(messages), _metadata(row, used))
+    return AuditRecord(locator, tuple(_capped(m) for m in messages), _metadata(row, used))
+
+
+def _capped(message: Message) -> Message:
+    if len(message.text) <= MAX_MESSAGE_CHARS:
+        return message
+    return Message(message.text[:MAX_MESSAGE_CHARS], message.role, message.side, truncated=True)
 
 
 # --- the formats -----------------------------------------------------------------------------------
@@ -252,7 +259,7 @@ def _same(a: Turn, b: Turn) -> bool:
 
 def _turns(value: Any, where: str, names: FieldNames, *, sharegpt: bool = False) -> list[Turn]:
     """(role, text) of each non-empty turn of a message list; DataError for a wrong type or role."""
-    turns = _maybe_json_list(value)
+    turns = _maybe_json_list(value, where)
     if not isinstance(turns, list):
         raise DataError(f"{where}: expected a list of messages, got {_type(value)}")
     role_fields = SHAREGPT_ROLE_FIELDS if sharegpt else ROLE_FIELDS
@@ -318,11 +325,12 @@ def _text(value: Any, where: str) -> str:
     raise DataError(f"{where}: expected text, got {_type(value)}")
 
 
-def _maybe_json_list(value: Any) -> Any:
-    """A message list stored as JSON text (CSV files) decoded; anything else unchanged."""
+def _maybe_json_list(value: Any, where: str) -> Any:
+    """A message list stored as JSON text (CSV files) decoded; anything else unchanged. DataError for
+    JSON text nested too deep (bounded_json.MAX_NESTING)."""
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
-            return json.loads(value)
+            return loads(value, where)
         except json.JSONDecodeError:
             return value
     return value

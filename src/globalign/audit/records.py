@@ -9,15 +9,21 @@ from dataclasses import dataclass
 ROLES = ("system", "user", "assistant")
 # Sides of a preference pair. SFT messages have side "": they are neither prompt nor response of a pair.
 SIDES = ("", "prompt", "chosen", "rejected")
+# Characters of a message that the audit reads (language ID reads the first 2,000 of these, the
+# gazetteer all of them); the rest is dropped when the record is read, so one huge message costs no
+# more than this. Recorded in the manifest, with the number of messages cut.
+MAX_MESSAGE_CHARS = 100_000
 
 
 @dataclass(frozen=True)
 class Message:
-    """One turn's text. `role` is one of ROLES; `side` one of SIDES (preference data only)."""
+    """One turn's text (at most MAX_MESSAGE_CHARS characters: `truncated` when the turn had more).
+    `role` is one of ROLES; `side` one of SIDES (preference data only)."""
 
     text: str
     role: str
     side: str = ""
+    truncated: bool = False
 
 
 @dataclass(frozen=True)

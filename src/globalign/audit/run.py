@@ -22,12 +22,14 @@ from tqdm import tqdm
 
 from globalign import __version__
 from globalign.audit.analyse import ShardJob
+from globalign.audit.bounded_json import MAX_NESTING
 from globalign.audit.counts import AuditCounts
 from globalign.audit.engines import ENGINES, default_workers, run_local, run_ray
 from globalign.audit.formats import FieldNames, detect_format
 from globalign.audit.gazetteer import gazetteer_version
 from globalign.audit.langid import MAX_CHARS, identifier_versions
-from globalign.audit.sources import plan_shards, read_shard, source_files
+from globalign.audit.records import MAX_MESSAGE_CHARS
+from globalign.audit.sources import Skipped, find_sources, plan_shards, read_shard
 from globalign.audit.tables import (
     CountryRow,
     LanguageRow,
@@ -38,10 +40,10 @@ from globalign.audit.tables import (
     non_english_share,
     summary_lines,
 )
-from globalign.errors import ConfigError, DataError
+from globalign.errors import ConfigError, DataError, GlobalignError, first_line
 from globalign.store.output import AUDIT_FOLDER, check_output_dir, write_folder, write_rows
 
-PROGRESS_VERSION = 1
+PROGRESS_VERSION = 2  # 2: counts carry truncated_messages
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,11 @@ def _progress_dir(output: Path) -> Path:
     return output.parent / f".{output.name}.audit-progress"
 
 
-def _plan(options: AuditOptions) -> tuple[list[Path], list[ShardJob], dict[str, str]]:
+def _plan(options: AuditOptions) -> tuple[list[Path], list[ShardJob], dict[str, str], list[Skipped]]:
     # An audit folder (or its progress) inside the source folder is not data: a rerun would read it.
     ours = [options.output.resolve(), _progress_dir(options.output).resolve()]
-    files = [f for f in source_files(options.source) if not any(f.resolve().is_relative_to(o) for o in ours)]
+    found = find_sources(options.source)
+    files = [f for f in found.files if not any(f.resolve().is_relative_to(o) for o in ours)]
     if not files:
         raise DataError(f"{options.source}: no data files besides the audit's own output")
     shards = plan_shards(files, rows_per_shard=options.rows_per_shard)
@@ -92,7 +95,7 @@ def _plan(options: AuditOptions) -> tuple[list[Path], list[ShardJob], dict[str, 
             jobs.append(ShardJob(shard, formats[shard.path], options.fields, options.countries))
     if not jobs:
         raise DataError(f"{options.source}: no records in {len(files)} file(s)")
-    return files, jobs, formats
+    return files, jobs, formats, found.skipped
 
 
 def _file_format(path: str, shards, names: FieldNames) -> str:
@@ -109,7 +112,8 @@ def _fingerprint(options: AuditOptions, files: list[Path]) -> str:
     """What the saved progress is valid for: the same files (size, mtime), shard plan and labelling."""
     # the engine too: the local engine saves chunks of unsplittable files, Ray whole files
     parts: list[Any] = [PROGRESS_VERSION, __version__, options.engine, options.rows_per_shard, asdict(options.fields),
-                        options.countries, identifier_versions(), MAX_CHARS, gazetteer_version()]
+                        options.countries, identifier_versions(), MAX_CHARS, MAX_MESSAGE_CHARS, MAX_NESTING,
+                        gazetteer_version()]
     for path in files:
         stat = path.stat()
         parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
@@ -124,20 +128,26 @@ class _Progress:
         self.folder = folder
         self.done: dict[str, AuditCounts] = {}
         plan = folder / "plan.json"
-        if folder.exists() and (restart or not plan.is_file()
-                                or json.loads(plan.read_text("utf-8")).get("fingerprint") != fingerprint):
+        if folder.exists() and (restart or _saved_fingerprint(plan) != fingerprint):
             shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        plan.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", "utf-8")
+        # made by this audit (not kept from an interrupted one): removed again if the audit fails
+        self.created = not folder.exists()
         self.path = folder / "done.jsonl"
-        if self.path.is_file():
-            for line in self.path.read_text("utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.done[entry["key"]] = AuditCounts.from_json(entry["counts"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-        self._handle = self.path.open("a", encoding="utf-8")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            plan.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", "utf-8")
+            if self.path.is_file():
+                for line in self.path.read_text("utf-8", errors="replace").splitlines():
+                    try:
+                        entry = json.loads(line)
+                        self.done[entry["key"]] = AuditCounts.from_json(entry["counts"])
+                    except (ValueError, KeyError, TypeError):
+                        continue
+            self._handle = self.path.open("a", encoding="utf-8")
+        except Exception:
+            if self.created:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def save(self, key: str, counts: AuditCounts) -> None:
         self._handle.write(json.dumps({"key": key, "counts": counts.to_json()}, ensure_ascii=False) + "\n")
@@ -148,6 +158,18 @@ class _Progress:
     def close(self) -> None:
         self._handle.close()
 
+    def discard_if_created(self) -> None:
+        self.close()
+        if self.created:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _saved_fingerprint(plan: Path) -> str | None:
+    try:
+        return json.loads(plan.read_text("utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):  # missing or damaged: the progress is not reused
+        return None
+
 
 def _peak_rss_mb() -> dict[str, float]:
     # ru_maxrss is in KiB on Linux; "children" is the largest finished worker process
@@ -156,16 +178,10 @@ def _peak_rss_mb() -> dict[str, float]:
     return {"main_process": round(own, 1), "largest_worker": round(children, 1)}
 
 
-def audit(options: AuditOptions) -> AuditResult:
-    if options.engine not in ENGINES:
-        raise ConfigError(f"unknown engine '{options.engine}'; use one of {', '.join(ENGINES)}")
-    if options.rows_per_shard < 1:
-        raise ConfigError(f"--rows-per-shard must be at least 1, got {options.rows_per_shard}")
-    started = time.perf_counter()
-    check_audit_output(options.output)
-    files, jobs, formats = _plan(options)
-    workers = options.workers or default_workers()
-    progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
+def _count(options: AuditOptions, jobs: list[ShardJob], workers: int,
+           progress: _Progress) -> tuple[AuditCounts, list[str], int, float]:
+    """The tallies of all jobs (resumed ones from `progress`, the rest counted and saved there), the
+    resumed keys, the messages counted now, and the seconds counting took."""
     planned = {job.shard.key for job in jobs}
     # saved units of this plan: whole shards, and chunks ("<shard key>@<n>") of files read in one piece
     resumed = [key for key in progress.done if key in planned or key.rpartition("@")[0] in planned]
@@ -195,7 +211,26 @@ def audit(options: AuditOptions) -> AuditResult:
                 bar.update(counts.records)
     finally:
         progress.close()
-    counting_seconds = time.perf_counter() - counting_started
+    return total, resumed, new_messages, time.perf_counter() - counting_started
+
+
+def audit(options: AuditOptions) -> AuditResult:
+    if options.engine not in ENGINES:
+        raise ConfigError(f"unknown engine '{options.engine}'; use one of {', '.join(ENGINES)}")
+    if options.rows_per_shard < 1:
+        raise ConfigError(f"--rows-per-shard must be at least 1, got {options.rows_per_shard}")
+    started = time.perf_counter()
+    check_audit_output(options.output)
+    files, jobs, formats, skipped = _plan(options)
+    workers = options.workers or default_workers()
+    progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
+    try:
+        total, resumed, new_messages, counting_seconds = _count(options, jobs, workers, progress)
+    except Exception:  # a bad record, an unreadable file, a bug: leave nothing of this audit behind
+        progress.discard_if_created()
+        raise
+    # An interruption (KeyboardInterrupt, SystemExit, a kill) is no Exception: the progress stays and
+    # the rerun resumes.
     manifest = {
         "globalign_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -212,6 +247,9 @@ def audit(options: AuditOptions) -> AuditResult:
         "empty_records": total.empty_records,
         "messages": total.messages,
         "characters": total.characters,
+        "truncated_messages": total.truncated_messages,
+        "limits": {"max_message_chars": MAX_MESSAGE_CHARS, "max_nesting": MAX_NESTING},
+        "skipped": [asdict(entry) for entry in skipped],
         "non_english_share": {rule: non_english_share(total, rule) for rule in ("agree", "cld2", "py3langid")},
         "metadata_fields": sorted({name for name, _ in total.metadata}),
         "identifiers": {**identifier_versions(), "max_chars": MAX_CHARS},
@@ -225,10 +263,28 @@ def audit(options: AuditOptions) -> AuditResult:
         "peak_rss_mb": _peak_rss_mb(),
         "machine": {"platform": platform.platform(), "cpus": default_workers()},
     }
-    summary = summary_lines(total)
-    _write_folder(options, total, manifest)
+    summary = summary_lines(total) + _limit_lines(total, skipped)
+    try:
+        _write_folder(options, total, manifest)
+    except (OSError, GlobalignError) as exc:  # the counting is done: keep it for the rerun
+        raise GlobalignError(f"{first_line(exc)}; the counts are saved in {progress.folder}: "
+                             "rerun the same command to write the audit folder without counting again") from exc
     shutil.rmtree(progress.folder, ignore_errors=True)
     return AuditResult(options.output, total, summary, len(resumed), time.perf_counter() - started)
+
+
+def _limit_lines(counts: AuditCounts, skipped: list[Skipped]) -> list[str]:
+    """Summary lines for what the audit did not read in full: long messages, and skipped entries."""
+    lines = []
+    if counts.truncated_messages:
+        lines.append(f"truncated: {counts.truncated_messages:,} message(s) longer than {MAX_MESSAGE_CHARS:,} "
+                     "characters were read up to that length")
+    if skipped:
+        shown = "; ".join(f"{entry.path} ({entry.reason})" for entry in skipped[:5])
+        more = f"; ... ({len(skipped) - 5} more in manifest.json)" if len(skipped) > 5 else ""
+        lines.append(f"skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not regular files: "
+                     f"{shown}{more}")
+    return lines
 
 
 def _write_folder(options: AuditOptions, counts: AuditCounts, manifest: dict[str, Any]) -> None:

@@ -22,12 +22,15 @@ import gzip
 import json
 import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from globalign.audit.bounded_json import check_depth, loads, read_line, too_deep
 from globalign.audit.records import Shard
 from globalign.errors import DataError, first_line
 
@@ -53,27 +56,50 @@ _SNIFF_LINE_BYTES = 16 << 20  # a .json file whose first line is a whole object 
 _KNOWN = ", ".join(EXTENSIONS)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of a source folder that is not read, and why (a FIFO, a socket, a device, a broken link)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    files: list[Path]
+    skipped: list[Skipped]
+
+
 def source_files(source: str) -> list[Path]:
+    """The data files of `source` (find_sources without the skipped entries)."""
+    return find_sources(source).files
+
+
+def find_sources(source: str) -> Sources:
     """The data files of `source`: a file, a folder (searched recursively, hidden entries skipped,
     sorted), or a Hugging Face dataset id `owner/name[@revision]` that is not a local path, whose data
-    files are downloaded into the Hugging Face cache. DataError for a missing path, a folder without
-    data files, an unknown or unsupported file type, or a hub that cannot be reached."""
+    files are downloaded into the Hugging Face cache. Only regular files are read (symbolic links are
+    followed); a folder's FIFOs, sockets, devices, broken links and links to folders are listed as
+    skipped. DataError for a missing path, a source that is not a regular file or folder, a folder
+    without data files, an unknown or unsupported file type, or a hub that cannot be reached."""
     path = Path(source).expanduser()
     if path.is_file():
         file_kind(path)
-        return [path]
+        return Sources([path], [])
     if path.is_dir():
-        files = _data_files(path)
-        if not files:
-            raise DataError(f"{source}: no data files in this folder (looked for {_KNOWN}, also .gz)")
-        return files
-    if path.exists():
-        raise DataError(f"{source}: not a regular file or folder")
+        found = _data_files(path)
+        if not found.files:
+            also = f"; skipped {len(found.skipped)} that are not regular files" if found.skipped else ""
+            raise DataError(f"{source}: no data files in this folder (looked for {_KNOWN}, also .gz{also})")
+        return found
+    if path.exists() or path.is_symlink():
+        raise DataError(f"{source}: {_not_regular(path)}, not a regular file or folder; "
+                        "audit-data reads files only: save the data to a file first")
     if _HUB_ID.match(source) and not _looks_local(source):
-        files = _data_files(_download(source))
-        if not files:
+        found = _data_files(_download(source))
+        if not found.files:
             raise DataError(f"{source}: the Hugging Face dataset has no data files ({_KNOWN}, also .gz)")
-        return files
+        return found
     raise DataError(f"{source}: no such file or folder")
 
 
@@ -114,7 +140,14 @@ def read_shard(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
     readers = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "parquet": _parquet_rows}
     if shard.kind not in readers:
         raise DataError(f"{shard.path}: unknown shard kind '{shard.kind}' (expected {', '.join(SOURCE_KINDS)})")
-    return readers[shard.kind](shard)
+    return _not_too_deep(readers[shard.kind](shard))
+
+
+def _not_too_deep(rows: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    # Every reader's rows (Parquet's nested columns too) are checked before anything recurses into them.
+    for where, row in rows:
+        check_depth(row, where)
+        yield where, row
 
 
 # --- finding files ---------------------------------------------------------------------------------
@@ -134,22 +167,40 @@ def _kind_or_none(path: Path) -> str | None:
     return None if kind == "parquet" and _gzipped(path) else kind
 
 
-def _data_files(folder: Path) -> list[Path]:
+def _not_regular(path: Path) -> str:
+    """What `path` is, for a message about a path that is not a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a broken symbolic link" if path.is_symlink() else "unreadable"
+    kinds = [(stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")]
+    what = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"a symbolic link to {what}" if path.is_symlink() else what
+
+
+def _data_files(folder: Path) -> Sources:
     files: list[Path] = []
+    skipped: list[Skipped] = []
     for root, dirs, names in os.walk(folder):
+        for name in dirs:
+            if not name.startswith(".") and (Path(root) / name).is_symlink():  # os.walk does not follow them
+                skipped.append(Skipped(str(Path(root) / name), "a symbolic link to a folder (not followed)"))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(root) / name
             if name.startswith(".") or name.lower() in NOT_DATA_FILES:
                 continue
-            if _kind_or_none(path) is not None:
+            if not path.is_file():  # reading a FIFO, socket or device would wait forever or never end
+                skipped.append(Skipped(str(path), _not_regular(path)))
+            elif _kind_or_none(path) is not None:
                 files.append(path)
             elif name.lower().endswith(UNSUPPORTED_EXTENSIONS):
                 raise DataError(
                     f"{path}: unsupported data file type (supported: {_KNOWN}, .gz of a text kind); "
                     "convert it or move it out of the folder"
                 )
-    return sorted(files)
+    return Sources(sorted(files), sorted(skipped, key=lambda s: s.path))
 
 
 def _looks_local(source: str) -> bool:
@@ -179,16 +230,35 @@ def _download(source: str) -> Path:
 
 @contextmanager
 def _open_binary(path: Path) -> Iterator[IO[bytes]]:
-    """The file's bytes (decompressed for .gz); DataError for an unreadable or corrupt file."""
+    """The file's bytes (decompressed for .gz); DataError for an unreadable or corrupt file, or one
+    that is not a regular file."""
+    with ExitStack() as stack:
+        raw = stack.enter_context(_open_regular(path))
+        f: IO[bytes] = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")) if _gzipped(path) else raw
+        try:
+            yield f
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{path}: cannot read ({first_line(e)})") from None
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; fstat then refuses it
     try:
-        f: IO[bytes] = gzip.open(path, "rb") if _gzipped(path) else open(path, "rb")  # noqa: SIM115
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise DataError(f"{path}: cannot read ({first_line(e)})") from None
     try:
-        with f:
-            yield f
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read ({first_line(e)})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_regular_error(path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular_error(path: Path) -> DataError:
+    return DataError(f"{path}: {_not_regular(path)}, not a regular file; move it out of the data folder")
 
 
 def _utf8_error(path: Path) -> DataError:
@@ -250,16 +320,27 @@ def _jsonl_rows(shard: Shard) -> Iterator[tuple[str, dict[str, Any]]]:
     with _open_binary(path) as f:
         if shard.offset:
             f.seek(shard.offset)
-        for lineno, text in _lines(f, path, shard.first_line, shard.offset):
-            if count is not None and lineno - shard.first_line >= count:
+        lineno = shard.first_line - 1
+        while count is None or lineno + 1 - shard.first_line < count:
+            start = f.tell()
+            raw = read_line(f)  # a long line comes back with its long strings cut (bounded_json)
+            if not raw:
                 break
-            if not text.strip():
+            lineno += 1
+            if raw.isspace():  # (strip would copy a long line)
                 continue
             where = f"{path}: line {lineno}"
             try:
-                row = json.loads(text)
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                at = f" (byte offset {start + e.start})" if f.tell() - start == len(raw) else ""
+                raise DataError(f"{where}: not UTF-8 text{at}") from None
+            del raw  # one copy of a line at a time
+            try:
+                row = loads(text.removeprefix("\ufeff") if lineno == 1 else text, where)
             except json.JSONDecodeError as e:
                 raise DataError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
+            del text
             if not isinstance(row, dict):
                 raise DataError(f"{where}: expected a JSON object, got {_json_type(row)}")
             yield where, row
@@ -284,6 +365,8 @@ def _json_is_lines(path: Path) -> bool:
             row = json.loads(first.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             return False
+        except (RecursionError, ValueError):  # a whole line, too deep or with a huge number: read as
+            return True  # JSON lines, whose reader names the line in its error
         if not isinstance(row, dict):
             return False
         for line in f:
@@ -361,6 +444,10 @@ class _JsonText:
                 if truncated and self.more(max(_CHUNK_BYTES, len(self.buf) - self.pos)):
                     continue
                 raise self.error(f"malformed JSON ({e.msg})", e.pos) from None
+            except RecursionError:
+                raise too_deep(f"{self.path}: line {self.line_at(self.pos)}") from None
+            except ValueError as e:  # an integer of more than 4,300 digits
+                raise self.error(f"malformed JSON ({first_line(e)})") from None
             if end < len(self.buf) or not self.more():  # a number may go on in the next chunk
                 self.pos = end
                 return value
@@ -459,6 +546,8 @@ def _parquet_file(path: Path) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if not path.is_file():  # pyarrow would open a FIFO and wait
+        raise _not_regular_error(path)
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
