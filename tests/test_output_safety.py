@@ -275,3 +275,33 @@ def test_the_probe_leaves_nothing_behind(tmp_path):
     output_module.check_output_dir(tmp_path / "new" / "run")
     assert list(tmp_path.iterdir()) == []
     assert tempfile.gettempdir()  # the probe writes in the output's parent, not in /tmp
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_leftovers_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
+    out = tmp_path / "run"
+    dead = _dead_pid()
+    partial = tmp_path / f".run.partial-{dead}-0123456789ab"
+    partial.mkdir()
+    (partial / "metrics.csv").write_text("half\n", "utf-8")
+    old = tmp_path / f".run.old-{dead}-0123456789ab"  # killed between moving the old folder and deleting it
+    old.mkdir()
+    _manifest(old, {"schema": RUN_FOLDER.schema, "schema_version": 1, "output_files": ["metrics.csv"]})
+    (old / "metrics.csv").write_text("old\n", "utf-8")
+    alive = tmp_path / f".run.partial-{os.getpid()}-0123456789ab"  # a writer still at work
+    alive.mkdir()
+    (alive / "metrics.csv").write_text("busy\n", "utf-8")
+    kept = tmp_path / f".run.old-{dead}-ba9876543210"  # holds a user's file (kept by a raced swap)
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine\n", "utf-8")
+    write_folder(out, RUN_FOLDER, {"n": 1}, lambda work: (work / "metrics.csv").write_text("new\n", "utf-8"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["run", alive.name, kept.name])
+    assert (kept / "notes.txt").read_text("utf-8") == "mine\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import glob
 import json
 import math
 import os
@@ -149,8 +150,9 @@ def write_folder(path: Path, kind: FolderKind, manifest: dict[str, Any], write_f
     (with the schema marker and the list of files) is written last, and the folder swapped into place."""
     check_output_dir(path, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(path, kind)
     # mkdir (not mkdtemp, which is private: 0700) so the folder gets the user's usual permissions.
-    work = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:12]}"
+    work = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     work.mkdir()
     try:
         write_files(work)
@@ -185,6 +187,41 @@ def write_run_folder(
     write_folder(path, RUN_FOLDER, manifest, write_files)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
+
+
+def remove_stale_siblings(path: Path, kind: FolderKind) -> None:
+    """What a globalign process killed while writing `path` left beside it: its hidden `.partial-PID-*`
+    folder (globalign's files only) and, killed during the swap, the `.old-PID-*` folder of the folder it
+    replaced. Only folders of processes that are gone; an `.old` folder loses only its own files."""
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.*-*-*"):
+        stage, _, rest = sibling.name[len(path.name) + 2:].partition("-")
+        pid = rest.partition("-")[0]
+        if stage not in ("partial", "old") or not pid.isdigit() or _alive(int(pid)) or not sibling.is_dir():
+            continue
+        try:
+            own = replaceable_files(sibling, kind) if (sibling / MANIFEST).exists() else None
+        except GlobalignError:
+            continue  # not only globalign's files: never delete them
+        if own is None and stage == "old":
+            continue
+        if own is None:  # a partial folder without its manifest yet: only the files globalign writes
+            own = [e.name for e in sibling.iterdir() if _is_own(e, ["*.csv", "*.jsonl", "*.png", "*.svg", "*.tmp"])]
+        for name in own:
+            (sibling / name).unlink(missing_ok=True)
+        try:
+            sibling.rmdir()
+        except OSError:
+            pass
+
+
 def swap_into_place(work: Path, path: Path, kind: FolderKind = RUN_FOLDER) -> None:
     """Move a finished `work` folder to `path`. An earlier folder is moved aside first (checked again:
     it may have changed during a long run), then only its globalign files are deleted."""
@@ -192,7 +229,7 @@ def swap_into_place(work: Path, path: Path, kind: FolderKind = RUN_FOLDER) -> No
         os.replace(work, path)
         return
     own = replaceable_files(path, kind)
-    old = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     os.replace(path, old)
     os.replace(work, path)
     for name in own:
