@@ -4,11 +4,10 @@ same = shared tokens (multiset), P = same / prediction tokens, R = same / gold t
 
 from __future__ import annotations
 
-import re
 import string
-from collections import Counter
 
 import pytest
+import squad_official
 
 from globalign.tasks.qa_metrics import (
     QA_METRICS,
@@ -127,34 +126,6 @@ def test_repeated_tokens_count_once_each():
     assert token_f1("Paris Paris", ["Paris"]) == pytest.approx(2 / 3)
 
 
-def _official_normalize_answer(s: str) -> str:
-    """SQuAD v1.1 evaluate-v1.1.py `normalize_answer`, as published (the reference, not our code)."""
-    def remove_articles(text):
-        return re.sub(r"\b(a|an|the)\b", " ", text)
-
-    def white_space_fix(text):
-        return " ".join(text.split())
-
-    def remove_punc(text):
-        exclude = set(string.punctuation)
-        return "".join(ch for ch in text if ch not in exclude)
-
-    return white_space_fix(remove_articles(remove_punc(s.lower())))
-
-
-def _official_f1_score(prediction: str, ground_truth: str) -> float:
-    """SQuAD v1.1 evaluate-v1.1.py `f1_score`, as published."""
-    prediction_tokens = _official_normalize_answer(prediction).split()
-    ground_truth_tokens = _official_normalize_answer(ground_truth).split()
-    common = Counter(prediction_tokens) & Counter(ground_truth_tokens)
-    num_same = sum(common.values())
-    if num_same == 0:
-        return 0
-    precision = 1.0 * num_same / len(prediction_tokens)
-    recall = 1.0 * num_same / len(ground_truth_tokens)
-    return (2 * precision * recall) / (precision + recall)
-
-
 @pytest.mark.parametrize(("prediction", "golds", "by_hand"), [
     # [new, new, york] vs [new, york, new, york]: same = min(2, 2) + min(1, 2) = 3: P 3/3, R 3/4 -> 6/7
     # (a set overlap {new, york} would give same 2: P 2/3, R 2/4 -> 4/7)
@@ -171,7 +142,7 @@ def _official_f1_score(prediction: str, ground_truth: str) -> float:
     ("a1 b1 a1", ["b1 a1 a1"], 1.0),
 ])
 def test_f1_counts_repeated_tokens_as_a_multiset(prediction: str, golds: list[str], by_hand: float) -> None:
-    official = max(_official_f1_score(prediction, g) for g in golds)
+    official = squad_official.metric_max_over_ground_truths(squad_official.f1_score, prediction, golds)
     assert official == pytest.approx(by_hand)
     assert token_f1(prediction, golds) == pytest.approx(by_hand)
 
