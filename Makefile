@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.globalign-installed
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench mutants clean
 
 setup: $(STAMP)
 
@@ -34,5 +34,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# Mutation testing (docs/testing.md): not part of `make test`; slow (tens of minutes on 2 cores).
+# Fresh each time: mutmut copies src/ and tests/ into mutants/ and keeps its results there.
+mutants: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $${MUTANTS_JOBS:-2}
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info mutants

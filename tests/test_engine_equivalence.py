@@ -64,3 +64,37 @@ def test_engine_deduplicates_and_caches(model, data_dir, tmp_path):
     assert again.computed == 0 and again.reused == n_candidates
     assert second == first[:3]
     assert first[3] == first[0]
+
+
+def _independent_reference(model, prompt: str, continuation: str) -> tuple[float, int, bool]:
+    """(NLL sum, tokens, boundary merge) without models/tokenization.py: tokenise the prompt and the joint
+    text with the model's own tokenizer, take the joint tokens past the prompt's count, one full pass."""
+    import torch
+
+    def tokens(text: str) -> list[int]:
+        ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [model.tokenizer.bos_token_id, *ids] if model.info.add_bos else ids
+
+    prompt_ids, joint = tokens(prompt), tokens(prompt + continuation)
+    n = len(prompt_ids)
+    tail = joint[n:]
+    if not tail:
+        return 0.0, 0, joint[:n] != prompt_ids
+    with torch.inference_mode():
+        logits = model.model(input_ids=torch.tensor([joint], device=model.device)).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    nll = -sum(logprobs[n - 1 + i, token].item() for i, token in enumerate(tail))
+    return nll, len(tail), joint[:n] != prompt_ids
+
+
+def test_engine_scores_equal_an_independently_tokenised_reference(model):
+    # "(" + "A)" and " " + "A" are where byte-level BPE merges across the boundary, if anywhere.
+    cases = [("Answer: (", ("A)", "B)", "Bahamas")), ("The answer is ", ("A", "Bahamas", "")),
+             ("Which country? I think", (" Italy", " Côte d'Ivoire"))]
+    requests = [ScoreRequest(prompt, continuations) for prompt, continuations in cases]
+    for request, row in zip(requests, model.score(requests)):
+        for continuation, got in zip(request.continuations, row):
+            nll, n, merge = _independent_reference(model, request.prompt, continuation)
+            assert (got.n_tokens, got.boundary_merge) == (n, merge), (request.prompt, continuation)
+            if n:
+                assert abs(got.nll_sum - nll) < TOLERANCE_NATS * n

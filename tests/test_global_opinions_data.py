@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from globalign.data import global_opinions as go
 from globalign.data.global_opinions import (
@@ -24,12 +25,7 @@ from globalign.data.global_opinions import (
 from globalign.errors import DataError
 from globalign.tasks.opinion_metrics import questions_answered_by_all, similarity, study_countries
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GOQA = DATA / "globalopinionsqa"
-needs_data = pytest.mark.skipif(
-    not (GOQA / "global_opinions_best_estimate.jsonl").is_file(),
-    reason=f"GlobalOpinionsQA data not found at {GOQA} (the shared data folder beside the checkout)",
-)
+GOQA = SHARED_DATA / "globalopinionsqa"
 README_EXAMPLE = (
     "defaultdict(<class 'list'>, {'Belgium': [0.21, 0.07, 0.69, 0.03], "
     "'France': [0.35, 0.09, 0.54, 0.02], 'Greece': [0.86, 0.04, 0.1, 0.0]})"
@@ -37,12 +33,11 @@ README_EXAMPLE = (
 
 
 @pytest.fixture(scope="module")
-def best() -> OpinionDataset:
-    return load_global_opinions(DATA)
+def best(data_dir: Path) -> OpinionDataset:  # data_dir: skipped locally, failed in CI, without the data
+    return load_global_opinions(data_dir)
 
 
 # ---------------------------------------------------------------- real files
-@needs_data
 def test_best_estimate_counts(best: OpinionDataset) -> None:
     assert best.origin == "best_estimate"
     assert best.path.endswith("global_opinions_best_estimate.jsonl")
@@ -59,7 +54,6 @@ def test_best_estimate_counts(best: OpinionDataset) -> None:
     assert zero == 85
 
 
-@needs_data
 def test_numeric_options_are_python_str(best: OpinionDataset) -> None:
     # The float scale options (1.0, ...) sit in 24 Pew-styled rows (48, 225, 234, ...); WVS rows store
     # their scale points as strings already ("2", "3", ...), which must stay as they are.
@@ -71,13 +65,11 @@ def test_numeric_options_are_python_str(best: OpinionDataset) -> None:
     assert all(isinstance(o, str) for q in best.questions for o in q.options)
 
 
-@needs_data
 def test_questions_answered_by_all_study_countries(best: OpinionDataset) -> None:
     assert len(study_countries()) == 7
     assert len(questions_answered_by_all(best.questions, study_countries())) == 245
 
 
-@needs_data
 def test_thirdparty_fallback(tmp_path: Path, best: OpinionDataset) -> None:
     folder = tmp_path / "globalopinionsqa"
     folder.mkdir()
@@ -95,7 +87,6 @@ def test_thirdparty_fallback(tmp_path: Path, best: OpinionDataset) -> None:
         assert all(ref.selections[c] == v for c, v in q.selections.items())
 
 
-@needs_data
 def test_hub_csv_round_trip(tmp_path: Path, best: OpinionDataset) -> None:
     raw = [json.loads(line) for line in (GOQA / "global_opinions_best_estimate.jsonl").open(encoding="utf-8")]
     path = tmp_path / "global_opinions.csv"
@@ -111,7 +102,6 @@ def test_hub_csv_round_trip(tmp_path: Path, best: OpinionDataset) -> None:
     assert all(list(a.selections) == list(b.selections) for a, b in zip(ds.questions, best.questions))
 
 
-@needs_data
 def test_study_parser_replay_on_real_row(best: OpinionDataset) -> None:
     q0 = best.questions[0]
     parsed = study_parser_selections(serialise_selections_like_hf(q0.selections))

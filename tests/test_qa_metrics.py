@@ -7,6 +7,7 @@ from __future__ import annotations
 import string
 
 import pytest
+import squad_official
 
 from globalign.tasks.qa_metrics import (
     QA_METRICS,
@@ -123,6 +124,27 @@ def test_max_over_golds():
 def test_repeated_tokens_count_once_each():
     # pred [paris, paris] (2), gold [paris] (1): Counter overlap min(2, 1) = 1: P 1/2, R 1 -> 2/3
     assert token_f1("Paris Paris", ["Paris"]) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(("prediction", "golds", "by_hand"), [
+    # [new, new, york] vs [new, york, new, york]: same = min(2, 2) + min(1, 2) = 3: P 3/3, R 3/4 -> 6/7
+    # (a set overlap {new, york} would give same 2: P 2/3, R 2/4 -> 4/7)
+    ("new new york", ["New York, New York"], 6 / 7),
+    # [x, y, y, z] vs [y, y, y]: same = min(2, 3) = 2: P 2/4, R 2/3 -> (2/3) / (7/6) = 4/7
+    ("x y y z", ["y y y"], 4 / 7),
+    # "the cat and the cat" -> [cat, and, cat] vs [cat, cat, cat]: same 2: P 2/3, R 2/3 -> 2/3
+    ("the cat and the cat", ["cat cat cat"], 2 / 3),
+    # [paris, paris, paris] vs [paris]: same 1: P 1/3, R 1 -> (2/3) / (4/3) = 1/2
+    ("Paris Paris Paris", ["Paris"], 1 / 2),
+    # [y, y] vs "y" (same 1: P 1/2, R 1 -> 2/3) and vs [y, y, z] (same 2: P 1, R 2/3 -> 0.8): max 0.8
+    ("y y", ["y", "y y z"], 0.8),
+    # [a1, b1, a1] vs [b1, a1, a1]: a permutation, every repeat matched: 1
+    ("a1 b1 a1", ["b1 a1 a1"], 1.0),
+])
+def test_f1_counts_repeated_tokens_as_a_multiset(prediction: str, golds: list[str], by_hand: float) -> None:
+    official = squad_official.metric_max_over_ground_truths(squad_official.f1_score, prediction, golds)
+    assert official == pytest.approx(by_hand)
+    assert token_f1(prediction, golds) == pytest.approx(by_hand)
 
 
 # --- Arabic, Bengali, Russian, Korean, Telugu ------------------------------------------------------------

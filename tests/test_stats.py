@@ -241,3 +241,11 @@ def test_holm_passes_nan_through_and_does_not_count_it():
 def test_holm_rejects_values_outside_unit_interval():
     with pytest.raises(ValueError):
         holm([0.5, 1.5])
+
+
+def test_holm_edge_families_by_hand():
+    # One test: nothing to correct, p stays. p = 0 is a valid p-value: [0, 0.5] -> [2 * 0, 1 * 0.5].
+    assert holm([0.3]) == [0.3]
+    assert holm([0.0, 0.5]) == [0.0, 0.5]
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]"):
+        holm([0.5, 1.5])

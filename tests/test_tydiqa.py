@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
+import squad_official
+from conftest import SHARED_DATA
 
 from globalign.cli import EXIT_USER_ERROR, main
 from globalign.data import tydiqa as tydiqa_data
@@ -15,7 +19,6 @@ from globalign.data.tydiqa import QAItem, load_tydiqa, read_squad_file
 from globalign.errors import DataError
 from globalign.rescore.tydiqa import read_tydiqa_predictions
 from globalign.tasks.base import SampleRecord, StatsSettings, TaskSettings
-from globalign.tasks.qa_metrics import token_f1
 from globalign.tasks.tydiqa import (
     TyDiQATask,
     build_prompt,
@@ -27,7 +30,7 @@ from globalign.tasks.tydiqa import (
 )
 
 COUNTS = {"ar": 921, "bn": 113, "en": 440, "fi": 782, "id": 565, "ko": 276, "ru": 812, "sw": 499, "te": 669}
-STUDY = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper_outputs" / "outputs" / "tydiqa-goldp"
+STUDY = SHARED_DATA / "paper_outputs" / "outputs" / "tydiqa-goldp"
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +199,13 @@ def test_language_metrics_and_paired_comparisons_hand_computed():
 
 
 # ---------------------------------------------------------------------------------- re-scoring
+def _gold_answers(data_dir: Path, language: str) -> dict[str, list[str]]:
+    """question id -> gold answer texts, read from the SQuAD JSON directly (not through data/tydiqa.py)."""
+    data = json.loads((data_dir / "tydiqa_goldp_dev" / f"tydiqa-goldp-dev-{language}.json").read_text("utf-8"))
+    return {qa["id"]: [a["text"] for a in qa["answers"]]
+            for article in data["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+
+
 def test_rescore_one_real_output_file(data_dir, tmp_path):
     path = STUDY / "{zephyr-7b-beta_8bit}" / "greedy" / "1-shot" / "english.json"
     read = read_tydiqa_predictions(path, data_dir)
@@ -203,18 +213,25 @@ def test_rescore_one_real_output_file(data_dir, tmp_path):
     records = read.records["HuggingFaceH4/zephyr-7b-beta"]
     assert len(records) == 440 and all(r.group == "en" for r in records)
     raw = json.loads(path.read_text())
-    golds = {q.item_id: q.answers for q in load_tydiqa(data_dir).dev}
-    for record in records[:50]:  # recomputed independently: cut at the first blank line, strip, F1
-        answer = raw[record.item_id].split("\n\n")[0].strip()
-        assert record.prediction == answer
-        assert record.metrics["f1"] == pytest.approx(token_f1(answer, golds[record.item_id]))
+    golds = _gold_answers(data_dir, "english")
+    assert sorted(r.item_id for r in records) == sorted(raw) == sorted(golds)
+    # Recomputed independently for every question: cut before the first blank line, strip, and the official
+    # SQuAD script's F1 (max over the gold answers).
+    f1 = {}
+    for question_id, generation in raw.items():
+        answer = re.split(r"\n[ \t]*\n", generation.replace("\r\n", "\n"), maxsplit=1)[0].strip()
+        f1[question_id] = squad_official.metric_max_over_ground_truths(squad_official.f1_score, answer,
+                                                                       golds[question_id])
+    assert any(0 < v < 1 for v in f1.values())  # partial overlaps: the multiset count matters
+    for record in records:
+        assert record.metrics["f1"] == pytest.approx(f1[record.item_id], abs=1e-12), record.item_id
     out = tmp_path / "rescored"
     assert main(["rescore", "--task", "tydiqa", "--predictions", str(path), "--output", str(out),
                  "--data-dir", str(data_dir), "--n-boot", "300", "--n-perm", "300"]) == 0
     rows = list(csv.DictReader((out / "metrics.csv").open()))
-    f1 = next(r for r in rows if r["metric"] == "f1" and r["group"] == "en")
-    assert float(f1["value"]) == pytest.approx(sum(r.metrics["f1"] for r in records) / 440)
-    assert int(f1["n"]) == 440
+    row = next(r for r in rows if r["metric"] == "f1" and r["group"] == "en")
+    assert float(row["value"]) == pytest.approx(math.fsum(f1.values()) / 440, abs=1e-12)  # the mean from scratch
+    assert int(row["n"]) == 440
 
 
 def test_rescore_two_models_pairs_by_question(data_dir, tmp_path):

@@ -33,10 +33,15 @@ from globalign.tasks.base import (
     choice_distribution,
     render_prompt,
 )
-from globalign.tasks.opinion_metrics import questions_answered_by_all, similarity, study_countries
+from globalign.tasks.opinion_metrics import (
+    REFERENCE_COUNTRY,
+    questions_answered_by_all,
+    relative_agreement,
+    similarity,
+    study_countries,
+)
 
 NAME = "global_opinions"
-REFERENCE_COUNTRY = "United States"
 COUNTRY_PRESETS = {"study7": study_countries()}
 OPTIONS = {"countries": "all, a preset (study7) or a list of country labels",
            "study_parser": "replay the study's selections-parsing bug (reproduction only)"}
@@ -175,12 +180,8 @@ class GlobalOpinionsTask:
                 table["similarity"].setdefault(country, {})[record.item_id] = value
             if sims:
                 table["similarity"].setdefault("all", {})[record.item_id] = sum(sims.values()) / len(sims)
-            reference = sims.get(REFERENCE_COUNTRY)
-            if reference is None:
-                continue
-            for country, value in sims.items():
-                if country != REFERENCE_COUNTRY:
-                    table["relative_agreement"].setdefault(country, {})[record.item_id] = value - reference
+            for country, value in relative_agreement(sims, REFERENCE_COUNTRY).items():
+                table["relative_agreement"].setdefault(country, {})[record.item_id] = value
         return table
 
     def metrics(self, records: Mapping[str, Sequence[SampleRecord]]) -> list[MetricRow]:

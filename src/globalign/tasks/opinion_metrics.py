@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
 from globalign.data.global_opinions import OpinionQuestion
 
-_STUDY_COUNTRIES = ("United States", "China", "Jordan", "Nigeria", "Brazil", "Germany", "Australia")
+REFERENCE_COUNTRY = "United States"  # relative agreement is measured against it (PROTOCOL Axis 3)
+_STUDY_COUNTRIES = (REFERENCE_COUNTRY, "China", "Jordan", "Nigeria", "Brazil", "Germany", "Australia")
 
 
 def _vector(values: Sequence[float], what: str) -> np.ndarray:
@@ -35,6 +36,16 @@ def similarity(model_dist: Sequence[float], country_dist: Sequence[float]) -> fl
     if p.sum() == 0 or q.sum() == 0:
         return math.nan
     return float(1.0 - jensenshannon(p, q))
+
+
+def relative_agreement(similarities: Mapping[str, float], reference: str = REFERENCE_COUNTRY) -> dict[str, float]:
+    """Per country but the reference: sim(country) - sim(reference) on one question, so a positive value
+    means the model's answer is closer to that country's than to the reference's. {} when the question has
+    no similarity for the reference; countries keep their input order."""
+    base = similarities.get(reference)
+    if base is None:
+        return {}
+    return {country: value - base for country, value in similarities.items() if country != reference}
 
 
 def study_countries() -> tuple[str, ...]:
