@@ -138,7 +138,7 @@ BASE_CONFIG = {
     ("change", "message"),
     [
         ({"colour": "blue"}, "colour: unknown field"),
-        ({"models": "gemma-3-270m"}, "models: give at least one model"),
+        ({"models": "gemma-3-270m"}, "models: must be a list of models"),
         ({"limit": 0}, "limit: must be an integer >= 1, got 0"),
         ({"prompt_format": "chatty"}, "prompt_format: must be one of raw, chat, got 'chatty'"),
         ({"compare": [["gemma-3-270m", "llama-7b"]]}, "compare[0]: must be [model_a, model_b] naming listed models"),

@@ -73,9 +73,11 @@ def test_defaults():
     assert config.models[0] == ModelSpec("m", dtype="float32", batch_size=32, threads=None)
 
 
-def test_default_comparisons_are_every_model_against_the_first():
+def test_default_comparisons_are_the_steps_of_the_models_as_one_family_and_base_to_last():
     config = parse_config(minimal(models=["base", "sft", "dpo"]), "flags")
-    assert config.comparison_pairs() == [("base", "sft"), ("base", "dpo")]
+    assert config.comparison_pairs() == [("base", "sft"), ("sft", "dpo"), ("base", "dpo")]
+    assert [(c.family, c.stage_a, c.stage_b, c.kind) for c in config.comparisons()] == [
+        ("run", "base", "sft", "step"), ("run", "sft", "pt", "step"), ("run", "base", "pt", "whole")]
 
 
 def test_one_model_has_no_comparisons():
@@ -103,7 +105,7 @@ def test_run_level_threads_and_batch_size_reach_every_model_unless_overridden():
     [
         (["models", "tasks"], "run.yaml: must be a mapping of fields"),
         (minimal(colour="blue"), "run.yaml: colour: unknown field"),
-        (minimal(models="base"), "run.yaml: models: give at least one model"),
+        (minimal(models="base"), "run.yaml: models: must be a list of models, got the text 'base'"),
         (minimal(models=[]), "run.yaml: models: give at least one model"),
         (minimal(models=["base", "base"]), "run.yaml: models: a model is listed twice"),
         (minimal(models=[{"dtype": "float16"}]), "run.yaml: models[0]: must be a model id or a mapping with a 'name'"),

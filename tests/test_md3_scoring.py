@@ -134,7 +134,7 @@ def test_study_pairs_follow_the_families():
     assert ("HuggingFaceH4/mistral-7b-sft-beta", "HuggingFaceH4/zephyr-7b-beta") in pairs
     assert ("meta-llama/Llama-2-7b-hf", "meta-llama/Llama-2-7b-chat-hf") in pairs
     assert len(pairs) == len(set(pairs)) == 12  # 3 one-step families, 3 x (2 steps + base -> final)
-    assert default_pairs(["x", "y", "z"]) == [("x", "y"), ("x", "z")]
+    assert default_pairs(["x", "y", "z"]) == [("x", "y"), ("y", "z"), ("x", "z")]  # one family: steps, then whole
 
 
 # ---------------------------------------------------------------------------------- re-scoring

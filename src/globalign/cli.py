@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import traceback
@@ -149,12 +150,9 @@ def _with_overrides(entry: Any, overrides: dict[str, Any]) -> Any:
 
 def _config_from_args(args: argparse.Namespace):
     from globalign.config import load_config_file, parse_config
-    from globalign.data.locate import resolve_data_dir
 
     raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
     source = str(args.config) if args.config else "command line"
-    if args.data_dir is not None:
-        resolve_data_dir(args.data_dir)  # a missing folder is the flag's fault, not the config file's
     if args.model:
         raw["models"] = list(args.model)
     if args.reward_tokenizer and not args.reward_model:
@@ -166,7 +164,7 @@ def _config_from_args(args: argparse.Namespace):
     if args.task:
         raw["tasks"] = list(args.task)
     for flag, key in (("limit", "limit"), ("seed", "seed"), ("prompt_format", "prompt_format"),
-                      ("output", "output"), ("data_dir", "data_dir"), ("batch_size", "batch_size"),
+                      ("output", "output"), ("batch_size", "batch_size"),
                       ("threads", "threads")):
         if getattr(args, flag) is not None:
             raw[key] = getattr(args, flag)
@@ -180,13 +178,19 @@ def _config_from_args(args: argparse.Namespace):
                        if v is not None}
     if model_overrides and isinstance(raw.get("models"), list):
         raw["models"] = [_with_overrides(m, model_overrides) for m in raw["models"]]
+    if model_overrides and isinstance(raw.get("families"), dict):
+        raw["families"] = {name: {stage: _with_overrides(m, model_overrides) for stage, m in stages.items()}
+                           if isinstance(stages, dict) else stages for name, stages in raw["families"].items()}
     task_overrides = {k: v for k, v in (("countries", args.countries), ("study_parser", args.study_parser or None))
                       if v is not None}
     if task_overrides and isinstance(raw.get("tasks"), list):
         raw["tasks"] = [_with_overrides(t, task_overrides) for t in raw["tasks"]]
     if not args.config and not args.model and not args.reward_model:
         raise GlobalignError("give a config file or at least one --model (see `globalign run --help`)")
-    return parse_config(raw, source)
+    config = parse_config(raw, source)
+    # --data-dir is checked when the run starts (after the output folder) and named as the flag, never
+    # as the config file's data_dir field.
+    return dataclasses.replace(config, data_dir=args.data_dir) if args.data_dir is not None else config
 
 
 def cmd_run(args: argparse.Namespace) -> int:

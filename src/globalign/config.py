@@ -5,6 +5,10 @@ Example:
       - gemma-3-270m                       # base
       - name: smollm2-135m-instruct        # aligned
         dtype: float32
+    # or families of checkpoints, each stage a model (compared step by step and base -> last; families.py):
+    # families:
+    #   zephyr: {base: mistralai/Mistral-7B-v0.1, sft: HuggingFaceH4/mistral-7b-sft-beta,
+    #            pt: HuggingFaceH4/zephyr-7b-beta}
     tasks:
       - name: global_opinions
         countries: study7
@@ -12,7 +16,7 @@ Example:
     seed: 221
     prompt_format: raw                     # raw (the study's) or chat (the model's chat template)
     output: out/run1
-    compare: [[gemma-3-270m, smollm2-135m-instruct]]   # default: every model vs the first
+    compare: [[gemma-3-270m, smollm2-135m-instruct]]   # default: the families' steps (models: one family)
     stats: {n_boot: 10000, n_perm: 10000}
 """
 
@@ -24,10 +28,11 @@ from typing import Any
 
 from globalign.data.tables import parse_yaml
 from globalign.errors import ConfigError
+from globalign.families import Comparison, Family, Stage, comparisons, explicit, families_for, parse_families
 from globalign.models.resolve import MODEL_KINDS, REWARD_KINDS, ModelSpec
 from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
 
-_RUN_FIELDS = {"models", "tasks", "output", "limit", "seed", "prompt_format", "data_dir", "compare", "stats",
+_RUN_FIELDS = {"models", "families", "tasks", "output", "limit", "seed", "prompt_format", "data_dir", "compare", "stats",
                "cache", "threads", "batch_size"}
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -52,11 +57,22 @@ class RunConfig:
     stats: StatsSettings = field(default_factory=StatsSettings)
     cache: bool = True
 
-    def comparison_pairs(self) -> list[tuple[str, str]]:
+    families: tuple[Family, ...] = ()
+
+    def model_families(self) -> list[Family]:
+        """The config's families, else the models (base first) as one family."""
+        if self.families:
+            return list(self.families)
+        return families_for([m.name for m in self.models])
+
+    def comparisons(self) -> list[Comparison]:
+        """What is compared, from families.py (the one place that derives pairs), or `compare:` when given."""
         if self.compare:
-            return list(self.compare)
-        base = self.models[0].name
-        return [(base, m.name) for m in self.models[1:]]
+            return explicit(self.compare, self.model_families())
+        return comparisons(self.model_families())
+
+    def comparison_pairs(self) -> list[tuple[str, str]]:
+        return [c.pair for c in self.comparisons()]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,7 +83,9 @@ class RunConfig:
             "seed": self.seed,
             "prompt_format": self.prompt_format,
             "data_dir": self.data_dir,
-            "compare": [list(p) for p in self.comparison_pairs()],
+            **({"families": {f.name: {st.name: st.model for st in f.stages} for f in self.families}}
+               if self.families else {}),
+            "compare": [list(p) for p in self.compare],  # the derived comparisons: manifest "comparisons"
             "stats": vars(self.stats),
             "cache": self.cache,
         }
@@ -140,12 +158,29 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     extra = set(raw) - _RUN_FIELDS
     if extra:
         raise _fail(f"{source}: {min(extra)}", f"unknown field (known: {', '.join(sorted(_RUN_FIELDS))})")
-    models_raw = _list_field(raw, "models", source, "model")
     defaults = {k: raw[k] for k in ("threads", "batch_size") if raw.get(k) is not None}
-    models = tuple(_model(m, f"{source}: models[{i}]", defaults) for i, m in enumerate(models_raw))
+    families_raw = parse_families(raw["families"], f"{source}: families") if raw.get("families") is not None else []
+    models_raw = _list_field(raw, "models", source, "model") if raw.get("models") is not None or not families_raw else []
+    models = [_model(m, f"{source}: models[{i}]", defaults) for i, m in enumerate(models_raw)]
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise _fail(f"{source}: models", "a model is listed twice")
+    families = []
+    for family, stages in families_raw:
+        chosen = []
+        for stage, entry in stages:
+            spec = _model(entry, f"{source}: families.{family}.{stage}", defaults)
+            same = next((m for m in models if m.name == spec.name), None)
+            if same is None:
+                models.append(spec)
+            elif same != spec and not isinstance(entry, str):
+                raise _fail(f"{source}: families.{family}.{stage}",
+                            f"model '{spec.name}' is given elsewhere with other settings; give its settings once")
+            chosen.append(Stage(stage, spec.name))
+        if len({s.model for s in chosen}) != len(chosen):
+            raise _fail(f"{source}: families.{family}", "a model is two stages of the same family")
+        families.append(Family(family, tuple(chosen)))
+    names = [m.name for m in models]
     tasks_raw = _list_field(raw, "tasks", source, "task")
     tasks = tuple(_task(t, f"{source}: tasks[{i}]") for i, t in enumerate(tasks_raw))
     task_names = [t.name for t in tasks]
@@ -180,7 +215,8 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     if not isinstance(cache, bool):
         raise _fail(f"{source}: cache", f"must be true or false, got {cache!r}")
     return RunConfig(
-        models=models,
+        models=tuple(models),
+        families=tuple(families),
         tasks=tasks,
         output=Path(raw["output"]),
         limit=limit,

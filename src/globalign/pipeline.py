@@ -128,7 +128,8 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         if cache:
             cache.close()
     t0 = time.perf_counter()
-    pairs = config.comparison_pairs()
+    chosen = config.comparisons()
+    pairs = [c.pair for c in chosen]
     metrics = [row for task in tasks for row in task.metrics(records[task.name])]
     comparisons = [row for task in tasks for row in task.comparisons(records[task.name], pairs)]
     seconds["statistics"] = time.perf_counter() - t0
@@ -144,6 +145,8 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         "prompt_format": config.prompt_format,
         "seed": config.seed,
         "data_dir": str(data_dir) if data_dir else "hub",
+        "families": [f.to_json() for f in config.model_families()],
+        "comparisons": [c.to_json() for c in chosen],
         "tasks": {task.name: task.manifest() for task in tasks},
         "engine": engine_counts,
         "request_cache": str(cache.path) if cache else None,

@@ -1,13 +1,14 @@
 """The study's checkpoints (PROTOCOL.md, "Models") and which comparisons measure alignment.
 
-Used to pick comparison pairs when re-scoring the study's outputs: each step of a family
-(base -> SFT, SFT -> preference-tuned) and the whole of it (base -> final checkpoint).
+Used to pick the families (and so the comparisons, families.py) when re-scoring the study's outputs:
+each step of a family (base -> SFT, SFT -> preference-tuned) and the whole of it (base -> final).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
+
+from globalign.families import Family, Stage, default_stage_names, families_for, pairs, restricted
 
 # family -> checkpoints in training order (base first)
 STUDY_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -49,23 +50,22 @@ def study_model_id(folder_or_stem: str) -> str | None:
     return STUDY_SHORT_NAMES.get(name)
 
 
+def study_families() -> list[Family]:
+    """The study's six families, stages named base, then sft and pt (three checkpoints) or aligned (two)."""
+    return [Family(name, tuple(Stage(stage, model) for stage, model in zip(default_stage_names(len(chain)), chain)))
+            for name, chain in STUDY_FAMILIES.items()]
+
+
 def study_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     """(earlier, later) checkpoint pairs of the study's families among `models`, without repeats:
-    every step, then base -> final where a family has an SFT step in between."""
-    present = set(models)
-    pairs: list[tuple[str, str]] = []
-    for chain in STUDY_FAMILIES.values():
-        chain = tuple(m for m in chain if m in present)
-        candidates = list(pairwise(chain))
-        if len(chain) > 2:
-            candidates.append((chain[0], chain[-1]))
-        pairs += [p for p in candidates if p not in pairs]
-    return pairs
+    every step, then base -> final where a family has an SFT step in between (families.py)."""
+    return pairs(restricted(study_families(), models))
+
+
+def default_families(models: Sequence[str]) -> list[Family]:
+    """The study's families when the models are its checkpoints, else the models (first = base) as one family."""
+    return families_for(models, study_families())
 
 
 def default_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """The study's family pairs when the models are the study's checkpoints, else every model vs the first."""
-    pairs = study_pairs(models)
-    if pairs:
-        return pairs
-    return [(models[0], m) for m in models[1:]]
+    return pairs(default_families(models))

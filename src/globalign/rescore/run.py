@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import globalign.families as families_module
 from globalign import __version__
 from globalign.errors import ConfigError, unknown_name
 from globalign.pipeline import RunSummary, package_versions
 from globalign.rescore import md3, reward_probe, tydiqa
 from globalign.rescore.predictions import Rescorer
 from globalign.store.output import check_output_dir, write_run_folder
-from globalign.study_models import default_pairs
+from globalign.study_models import default_families
 from globalign.tasks.base import StatsSettings, TaskSettings
 
 RESCORERS: dict[str, Rescorer] = {
@@ -47,9 +48,9 @@ def rescore(
             for name in pair:
                 if name not in read.records:
                     raise unknown_name("model in --compare", name, models)
-        chosen = list(pairs)
-    else:
-        chosen = default_pairs(models)
+    families = default_families(models)
+    chosen_comparisons = families_module.explicit(list(pairs), families) if pairs else families_module.comparisons(families)
+    chosen = [c.pair for c in chosen_comparisons]
     settings = TaskSettings(stats=stats or StatsSettings(), data_dir=data_dir)
     metrics = rescorer.metrics(read.records, settings)
     comparisons = rescorer.comparisons(read.records, chosen, settings)
@@ -63,6 +64,8 @@ def rescore(
         "predictions": str(predictions),
         "data_dir": str(data_dir) if data_dir else None,
         "models": [{"name": m, "files": read.files[m], "n_items": len(read.records[m])} for m in models],
+        "families": [f.to_json() for f in families],
+        "comparisons": [c.to_json() for c in chosen_comparisons],
         "compare": [list(p) for p in chosen],
         "stats": vars(settings.stats),
         "notes": read.notes,
