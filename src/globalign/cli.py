@@ -56,6 +56,9 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
     parser.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the config and data, and print the plan (models, tasks, items, requests, "
+                             "candidates, tokens, estimated GPU-hours) without loading a model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,10 +197,14 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from globalign.pipeline import run
+    from globalign.pipeline import dry_run, run
     from globalign.report.console import print_summary
 
     config = _config_from_args(args)
+    if args.dry_run:
+        for line in dry_run(config):
+            print(one_line(line))
+        return 0
     summary = run(config, progress=not args.quiet)
     print_summary(summary)
     return 0

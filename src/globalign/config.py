@@ -63,7 +63,8 @@ class RunConfig:
         """The config's families, else the models (base first) as one family."""
         if self.families:
             return list(self.families)
-        return families_for([m.name for m in self.models])
+        # reward models are measured beside the checkpoints, not stages of them
+        return families_for([m.name for m in self.models if not m.is_reward_model])
 
     def comparisons(self) -> list[Comparison]:
         """What is compared, from families.py (the one place that derives pairs), or `compare:` when given."""

@@ -65,18 +65,50 @@ def family_notes(models: Sequence[ModelInfo], pairs: Sequence[tuple[str, str]]) 
     return notes
 
 
-def _check_reward_models(config: RunConfig, tasks: Sequence[Task]) -> None:
+def _accepts(task: Task, spec: ModelSpec) -> bool:
     """Reward models score (prompt, response) pairs: only the preference probes can use one."""
+    return not spec.is_reward_model or getattr(task, "accepts_reward_models", False)
+
+
+def _check_reward_models(config: RunConfig, tasks: Sequence[Task]) -> list[str]:
+    """Reward models run the tasks that take them; a run where none does is an error. Returns the note."""
     reward_models = [m.name for m in config.models if m.is_reward_model]
     if not reward_models:
-        return
+        return []
+    accepting = [t.name for t in tasks if getattr(t, "accepts_reward_models", False)]
     refusing = [t.name for t in tasks if not getattr(t, "accepts_reward_models", False)]
-    if refusing:
-        accepting = [t.name for t in tasks if getattr(t, "accepts_reward_models", False)] or ["where_from", "askreddit"]
+    if not accepting:
         raise ConfigError(
             f"task '{refusing[0]}' needs a language model, and '{reward_models[0]}' is a reward model: "
-            f"run reward models on {', '.join(accepting)} only (a separate run for the other tasks)"
+            "run reward models on where_from or askreddit"
         )
+    if not refusing:
+        return []
+    return [(f"reward model(s) {', '.join(reward_models)} ran {', '.join(accepting)} only: "
+            f"{', '.join(refusing)} need(s) a language model")]
+
+
+def build_tasks(config: RunConfig) -> tuple[Path | None, list[Task], list[str]]:
+    """Check the output folder, then build every task (loads and validates its data) before any model is
+    loaded: fail fast. (data folder, tasks, notes)"""
+    check_output_dir(config.output)
+    data_dir = resolve_data_dir(config.data_dir)
+    tasks = [
+        make_task(t.name, TaskSettings(t.limit or config.limit, config.seed, config.prompt_format, data_dir,
+                                       config.stats, t.options))
+        for t in config.tasks
+    ]
+    return data_dir, tasks, _check_reward_models(config, tasks)
+
+
+def dry_run(config: RunConfig) -> list[str]:
+    """The plan of a run (plan.py): everything `run` checks before loading a model, then the requests
+    each model would get. Writes nothing and loads no model."""
+    from globalign.plan import format_plan, plan_run
+
+    _, tasks, notes = build_tasks(config)
+    plans, counter = plan_run(config, tasks)
+    return format_plan(config, plans, counter) + [f"Note: {n}" for n in notes]
 
 
 def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
@@ -88,15 +120,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         extra_files: Callable[[Sequence[MetricRow], Path], None] | None = None) -> RunSummary:
     """`extra_files(metrics, folder)` may add files to the run folder before it is swapped into place."""
     started = time.perf_counter()
-    check_output_dir(config.output)
-    data_dir = resolve_data_dir(config.data_dir)
-    # Build every task (loads and validates its data) before any model is loaded: fail fast.
-    tasks = [
-        make_task(t.name, TaskSettings(t.limit or config.limit, config.seed, config.prompt_format, data_dir,
-                                       config.stats, t.options))
-        for t in config.tasks
-    ]
-    _check_reward_models(config, tasks)
+    data_dir, tasks, reward_notes = build_tasks(config)
     # Find every model's files before loading any, so a typo in the last model fails in seconds.
     located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec) for spec in config.models]
     cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
@@ -118,7 +142,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
                 engine = Engine(model, cache, progress=progress)
             seconds[f"load:{name}"] = time.perf_counter() - t0
             infos.append(model.info)
-            for task in tasks:
+            for task in (t for t in tasks if _accepts(t, spec)):
                 t0 = time.perf_counter()
                 records[task.name][name] = task.run(engine, config.prompt_format)
                 seconds[f"{task.name}:{name}"] = time.perf_counter() - t0
@@ -131,10 +155,12 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     chosen = config.comparisons()
     pairs = [c.pair for c in chosen]
     metrics = [row for task in tasks for row in task.metrics(records[task.name])]
-    comparisons = [row for task in tasks for row in task.comparisons(records[task.name], pairs)]
+    # a pair is compared on a task only where both models ran it (reward models skip the LM tasks)
+    comparisons = [row for task in tasks for row in task.comparisons(
+        records[task.name], [p for p in pairs if p[0] in records[task.name] and p[1] in records[task.name]])]
     seconds["statistics"] = time.perf_counter() - t0
     task_notes = [note for task in tasks for note in getattr(task, "notes", list)()]
-    notes = [*extra_notes, *task_notes, *family_notes(infos, pairs)]
+    notes = [*extra_notes, *reward_notes, *task_notes, *family_notes(infos, pairs)]
     seconds["total"] = time.perf_counter() - started
     manifest: dict[str, Any] = {
         "globalign_version": __version__,
