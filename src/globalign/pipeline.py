@@ -121,14 +121,16 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     """`extra_files(metrics, folder)` may add files to the run folder before it is swapped into place."""
     started = time.perf_counter()
     data_dir, tasks, reward_notes = build_tasks(config)
-    # Find every model's files before loading any, so a typo in the last model fails in seconds.
-    located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec) for spec in config.models]
+    # The request cache is checked (a damaged file is one line) before any model is converted or loaded.
     cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
     records: dict[str, dict[str, list[SampleRecord]]] = {t.name: {} for t in tasks}
     infos: list[ModelInfo] = []
     seconds: dict[str, float] = {}
     engine_counts: dict[str, dict[str, int]] = {}
     try:
+        # Find every model's files before loading any, so a typo in the last model fails in seconds.
+        located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec)
+                   for spec in config.models]
         for model_files in located:
             spec = model_files if isinstance(model_files, ModelSpec) else model_files.spec
             name = spec.name
@@ -147,6 +149,8 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
                 records[task.name][name] = task.run(engine, config.prompt_format)
                 seconds[f"{task.name}:{name}"] = time.perf_counter() - t0
             engine_counts[name] = {"computed": engine.computed, "from_cache": engine.reused}
+            if engine.damaged:  # cached answers that could not be read (computed again, overwritten)
+                engine_counts[name]["damaged"] = engine.damaged
             model.close()
     finally:
         if cache:

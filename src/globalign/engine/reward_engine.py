@@ -22,13 +22,18 @@ class RewardEngine:
         self.progress = progress
         self.computed = 0  # rewards computed by the backend in this engine's life
         self.reused = 0  # rewards taken from the cache
+        self.damaged = 0  # cached rewards that could not be read, so computed again
 
     def reward(self, requests: Sequence[RewardRequest], desc: str = "rewarding") -> list[float]:
         """One reward per request, in order."""
         fingerprint = self.model.info.fingerprint
         unique = {r.key(): r for r in requests}
-        known = self.cache.get_rewards(fingerprint, unique) if self.cache else {}
-        self.reused += len(known)
+        known: dict[str, float] = {}
+        if self.cache:
+            before = self.cache.damaged
+            known = self.cache.get_rewards(fingerprint, unique)
+            self.reused += len(known)
+            self.damaged += self.cache.damaged - before
         todo = [r for k, r in unique.items() if k not in known]
         with tqdm(total=len(todo), desc=f"{desc} [{self.model.info.name}]", unit="text", file=sys.stderr,
                   disable=not self.progress or not todo, dynamic_ncols=True, leave=False) as bar:

@@ -30,8 +30,11 @@ def file_sha256(path: Path) -> str:
             digest.update(block)
     memo[key] = digest.hexdigest()
     tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(memo), "utf-8")
-    os.replace(tmp, memo_path)  # atomic: a concurrent or killed writer never leaves half a file
+    try:
+        tmp.write_text(json.dumps(memo), "utf-8")
+        os.replace(tmp, memo_path)  # atomic: a concurrent or killed writer never leaves half a file
+    except OSError:  # a read-only or full cache: the hash is still right, only not remembered
+        tmp.unlink(missing_ok=True)
     return memo[key]
 
 

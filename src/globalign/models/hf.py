@@ -10,6 +10,7 @@ from pathlib import Path
 
 from globalign.errors import GlobalignError
 from globalign.models.base import ModelInfo
+from globalign.models.checks import load_failure
 from globalign.models.fingerprint import combine
 from globalign.models.tokenization import SplitCandidate, split_candidates
 from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
@@ -68,10 +69,18 @@ class TransformersModel:
         # Padded prompt tokens per generation batch: long prompts (a TyDi QA passage in Telugu is
         # thousands of byte-level tokens) go in smaller batches instead of one huge padded one.
         self.max_batch_tokens = max_batch_tokens
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code
-        ).to(self.device)
+        torch_dtype = _torch_dtype(dtype)
+        # Files were checked before (models/checks.py); what still fails here is worded, not a traceback.
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        except Exception as exc:  # transformers and tokenizers raise many types for bad files
+            raise load_failure(name, "tokenizer", folder, exc) from exc
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch_dtype, trust_remote_code=trust_remote_code, weights_only=True
+            ).to(self.device)
+        except Exception as exc:
+            raise load_failure(name, "model", folder, exc) from exc
         self.model.eval()
         self.bos_id = self.tokenizer.bos_token_id
         if add_bos is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from globalign.errors import GlobalignError, first_line, unknown_name
 from globalign.models.base import LanguageModel
+from globalign.models.checks import check_model_folder
 from globalign.models.fingerprint import folder_sha256
 from globalign.models.gguf_convert import conversion_meta, converted_folder
 from globalign.models.packaged import PACKAGED_MODELS, packaged_gguf_path
@@ -101,9 +102,11 @@ def _locate(spec: ModelSpec) -> tuple[Path, str, str, bool | None, str]:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise GlobalignError(f"model '{name}': folder has no config.json (not a Hugging Face model folder)")
+        _check_lm_folder(path, spec)
         return path, str(path.resolve()), folder_sha256(path), None, ""
     if _HUB_ID.match(name) and not path.exists():
         folder = _download(name, spec.revision)
+        _check_lm_folder(folder, spec)
         # snapshot folders are named by commit: the hub's content address is our content hash.
         return folder, f"hub:{name}@{folder.name}", f"hub:{name}@{folder.name}", None, ""
     if path.exists():
@@ -117,6 +120,11 @@ def _locate(spec: ModelSpec) -> tuple[Path, str, str, bool | None, str]:
 def _looks_like_a_path(name: str) -> bool:
     """`./m`, `/models/m`, `~/m`, `a/b/c`: meant as a local path (a hub id is exactly `owner/name`)."""
     return name.startswith((".", "~", os.sep)) or name.count("/") > 1
+
+
+def _check_lm_folder(folder: Path, spec: ModelSpec) -> None:
+    check_model_folder(folder, spec.name, trust_remote_code=spec.trust_remote_code,
+                       auto_class="AutoModelForCausalLM")
 
 
 def _download(repo_id: str, revision: str | None) -> Path:

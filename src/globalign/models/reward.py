@@ -29,6 +29,17 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from globalign.errors import GlobalignError, first_line
 from globalign.models.base import LanguageModel, ModelInfo
+from globalign.models.checks import (
+    INDEX_FILES,
+    NOT_WEIGHTS,
+    TORCH_SUFFIXES,
+    check_config,
+    check_weights,
+    load_failure,
+    load_torch_state,
+    read_json_object,
+    weight_files,
+)
 from globalign.models.fingerprint import combine, file_sha256, folder_sha256
 from globalign.models.hf import _token_budget_batches, _torch_dtype, tokenizer_adds_bos
 from globalign.models.packaged import PACKAGED_MODELS
@@ -65,9 +76,6 @@ VALUE_HEAD_KEY = "v_head.weight"
 VALUE_HEAD_BIAS_KEY = "v_head.bias"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-_TORCH_SUFFIXES = (".bin", ".pt", ".pth")
-_NOT_WEIGHTS = ("optim", "training_args", "rng_state", "scheduler", "trainer_state")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json",
                     "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 _HUB_BASE_FILES = ["*.json", "tokenizer*", "*.model", "*.jinja", "*.txt"]
@@ -241,16 +249,22 @@ class SequenceClassificationReward(_TokenizedReward):
                  batch_size: int = 32, max_batch_tokens: int = 16384, max_length: int | None = None,
                  add_special_tokens: bool | None = None, trust_remote_code: bool = False) -> None:
         import torch
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification
 
         torch.set_num_threads(threads or os.cpu_count() or 1)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        try:
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        except Exception as exc:  # transformers raises many types for bad files
+            raise load_failure(name, "config", folder, exc) from exc
         _check_classifier_config(config, name)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, trust_remote_code=trust_remote_code)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            folder, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code
-        ).to(device)
+        tokenizer = _load_tokenizer(tokenizer_folder, name, trust_remote_code)
+        try:
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                folder, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code, weights_only=True
+            ).to(device)
+        except Exception as exc:
+            raise load_failure(name, "model", folder, exc) from exc
         self.model.eval()
         text_config = self.model.config.get_text_config()
         pad_id = text_config.pad_token_id
@@ -287,13 +301,16 @@ class ValueHeadReward(_TokenizedReward):
                  trust_remote_code: bool = False) -> None:
         import torch
         from accelerate import init_empty_weights
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel
 
         torch.set_num_threads(threads or os.cpu_count() or 1)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = _torch_dtype(dtype)
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, trust_remote_code=trust_remote_code)
+        try:
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        except Exception as exc:  # transformers raises many types for bad files
+            raise load_failure(name, "config", folder, exc) from exc
+        tokenizer = _load_tokenizer(tokenizer_folder, name, trust_remote_code)
         state: dict = {}
         for path in checkpoint_files:
             state.update(_load_tensors(path))
@@ -484,11 +501,29 @@ def locate_reward_folder(spec: ModelSpec) -> tuple[Path, str, str]:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise GlobalignError(f"reward model '{name}': folder has no config.json (not a Hugging Face model folder)")
+        _check_reward_folder(path, spec)
         return path, str(path.resolve()), folder_sha256(path)
     if _HUB_ID.match(name) and not path.exists():
         folder = _download(name, spec.revision, weights=True)
+        _check_reward_folder(folder, spec)
         return folder, f"hub:{name}@{folder.name}", f"hub:{name}@{folder.name}"
     raise GlobalignError(f"reward model '{name}': not a folder or a Hugging Face hub id (owner/name)")
+
+
+def _check_reward_folder(folder: Path, spec: ModelSpec) -> None:
+    """config.json and every weight file present, checked before anything loads (models/checks.py); a
+    folder without weights is left to the kind detection, which says what it lacks."""
+    check_config(folder, trust_remote_code=spec.trust_remote_code, auto_class="AutoModelForSequenceClassification")
+    check_weights(folder, spec.name, require=False)
+
+
+def _load_tokenizer(folder: Path, name: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers and tokenizers raise many types for bad files
+        raise load_failure(name, "tokenizer", folder, exc) from exc
 
 
 def _download(repo_id: str, revision: str | None, *, weights: bool) -> Path:
@@ -501,8 +536,8 @@ def _download(repo_id: str, revision: str | None, *, weights: bool) -> Path:
         if weights:
             top = [f for f in HfApi().list_repo_files(repo_id, revision=revision) if "/" not in f]
             has_safetensors = any(f.endswith(".safetensors") for f in top)
-            patterns += ["*.safetensors"] if has_safetensors else [f"*{s}" for s in _TORCH_SUFFIXES]
-        ignore = ["*/*", *(f"*{word}*" for word in _NOT_WEIGHTS if word != "trainer_state")]
+            patterns += ["*.safetensors"] if has_safetensors else [f"*{s}" for s in TORCH_SUFFIXES]
+        ignore = ["*/*", *(f"*{word}*" for word in NOT_WEIGHTS if word != "trainer_state")]
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, ignore_patterns=ignore))
     except Exception as exc:  # offline, gated, missing: the hub client raises many types
         raise GlobalignError(
@@ -533,10 +568,7 @@ def _tokenizer_folder(folder: Path, tokenizer: str | Path | None, spec: ModelSpe
 
 
 def _is_classifier_config(folder: Path) -> bool:
-    try:
-        config = json.loads((folder / "config.json").read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GlobalignError(f"cannot read {folder / 'config.json'}: {exc}") from None
+    config = read_json_object(folder / "config.json")
     return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
@@ -570,22 +602,15 @@ def _tokenizer_pad_id(tokenizer) -> int:
 
 
 # -- checkpoint files -----------------------------------------------------------------------------
-def _weight_files(folder: Path) -> list[Path]:
-    """Top-level weight files, safetensors first, training state (optimizer, rng, args) left out."""
-    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not any(w in p.name for w in _NOT_WEIGHTS)]
-    return ([p for p in files if p.suffix == ".safetensors"]
-            + [p for p in files if p.suffix in _TORCH_SUFFIXES])
-
-
 def _value_head_files(folder: Path) -> list[Path]:
     """The checkpoint file(s) holding v_head.weight (all shards when an index names it), else []."""
-    for index_name in _INDEX_FILES:
+    for index_name in INDEX_FILES:
         index = folder / index_name
         if index.is_file():
-            weight_map = json.loads(index.read_text("utf-8")).get("weight_map", {})
+            weight_map = read_json_object(index).get("weight_map", {})
             if VALUE_HEAD_KEY in weight_map:
                 return sorted({folder / f for f in weight_map.values()})
-    for path in _weight_files(folder):
+    for path in weight_files(folder):
         if VALUE_HEAD_KEY in _tensor_names(path):
             return [path]  # one self-contained checkpoint (Starling-RM ships a single file)
     return []
@@ -595,8 +620,11 @@ def _tensor_names(path: Path) -> set[str]:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
-            return set(handle.keys())
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                return set(handle.keys())
+        except Exception as exc:  # checked before (models/checks.py); a file changed since still gets one line
+            raise _unreadable(path, exc) from exc
     return set(_load_tensors(path))
 
 
@@ -608,21 +636,21 @@ def _load_tensors(path: Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    try:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) format cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GlobalignError(f"cannot read checkpoint {path} with weights_only=True: {first_line}") from exc
+            return load_file(str(path))
+        except Exception as exc:
+            raise _unreadable(path, exc) from exc
+    state = load_torch_state(path)
     if not isinstance(state, dict):
         raise GlobalignError(f"checkpoint {path} does not hold a state dict")
     for wrapper in ("module", "state_dict", "model"):
         if len(state) == 1 and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _unreadable(path: Path, exc: BaseException) -> GlobalignError:
+    return GlobalignError(f"cannot read checkpoint {path} ({first_line(exc)}); download or copy the model again")
 
 
 def _trunk_prefix(state: dict, expected: Sequence[str], name: str) -> str:
