@@ -24,7 +24,8 @@ from globalign.models.reward import load_reward_model, locate_reward_folder
 from globalign.paths import cache_dir
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.store.request_cache import RequestCache
-from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskSettings
+from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskDeclaration, TaskSettings
+from globalign.tasks.declarations import DECLARATIONS, declaration
 from globalign.tasks.registry import make_task
 
 _VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "accelerate", "numpy", "scipy",
@@ -39,6 +40,7 @@ class RunSummary:
     models: list[ModelInfo]
     notes: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    declarations: dict[str, TaskDeclaration] = field(default_factory=dict)  # what each task's rows mean
 
 
 def package_versions() -> dict[str, str]:
@@ -177,7 +179,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         "data_dir": str(data_dir) if data_dir else "hub",
         "families": [f.to_json() for f in config.model_families()],
         "comparisons": [c.to_json() for c in chosen],
-        "tasks": {task.name: task.manifest() for task in tasks},
+        "tasks": {task.name: {**task.manifest(), "declaration": declaration(task.name)} for task in tasks},
         "engine": engine_counts,
         "request_cache": str(cache.path) if cache else None,
         "notes": notes,
@@ -195,4 +197,5 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
                 "writable --output) to write the run folder without recomputing" if cache else
                 "nothing was cached (--no-cache), so a rerun computes everything again")
         raise GlobalignError(f"could not write the run folder {config.output} ({first_line(exc)}); {kept}") from exc
-    return RunSummary(config.output, metrics, comparisons, infos, notes, seconds)
+    return RunSummary(config.output, metrics, comparisons, infos, notes, seconds,
+                      {t.name: DECLARATIONS[t.name] for t in tasks if t.name in DECLARATIONS})

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from globalign.data.reward_probe import GALLUP_ORDERS, REFERENCE_COUNTRY
-from globalign.tasks.base import ComparisonRow, MetricRow
-from globalign.tasks.opinion_metrics import study_countries
+from globalign.records import ComparisonRow, MetricRow, TaskDeclaration
 from globalign.text_safety import one_line
 
-# Groups shown in the terminal for tasks with many groups (everything is in metrics.csv); a task not
-# listed here shows all of its groups (the dialect task has a handful).
-_PREFERENCE_HEADLINE = (REFERENCE_COUNTRY, *GALLUP_ORDERS["gallup_2023"], "gallup_2017", "gallup_2023", "all")
-HEADLINE_GROUPS = {"global_opinions": ("all", *study_countries()),
-                   "askreddit": _PREFERENCE_HEADLINE, "where_from": _PREFERENCE_HEADLINE}
+
+def _shown(declarations: Mapping[str, TaskDeclaration], task: str, group: str) -> bool:
+    """Tasks with many groups (countries) show the groups they declare as headline (everything is in
+    metrics.csv); a task that declares none shows all of its groups (the dialect task has a handful)."""
+    chosen = declarations[task].headline_groups if task in declarations else ()
+    return not chosen or group in chosen
 
 
-def _shown(task: str, group: str) -> bool:
-    return task not in HEADLINE_GROUPS or group in HEADLINE_GROUPS[task]
-
-
-def _group_order(task: str, groups: Sequence[str]) -> list[str]:
-    if task in HEADLINE_GROUPS:
-        return [g for g in HEADLINE_GROUPS[task] if g in groups]
+def _group_order(declarations: Mapping[str, TaskDeclaration], task: str, groups: Sequence[str]) -> list[str]:
+    chosen = declarations[task].headline_groups if task in declarations else ()
+    if chosen:
+        return [g for g in chosen if g in groups]
     return list(dict.fromkeys(groups))
 
 
@@ -31,16 +27,16 @@ def _pct(value: float) -> str:
     return "   n/a" if value is None or math.isnan(value) else f"{100 * value:6.1f}"
 
 
-def format_metrics(rows: Sequence[MetricRow]) -> list[str]:
+def format_metrics(rows: Sequence[MetricRow], declarations: Mapping[str, TaskDeclaration]) -> list[str]:
     lines = []
     keys = list(dict.fromkeys((r.task, r.metric) for r in rows))
     for task, metric in keys:
-        chosen = [r for r in rows if r.task == task and r.metric == metric and _shown(task, r.group)]
+        chosen = [r for r in rows if r.task == task and r.metric == metric and _shown(declarations, task, r.group)]
         if not chosen:
             continue
         models = list(dict.fromkeys(r.model for r in chosen))
         lines.append(f"{task} / {metric} (x100, 95% CI)")
-        groups = _group_order(task, [r.group for r in chosen])
+        groups = _group_order(declarations, task, [r.group for r in chosen])
         if len(models) > 3:
             lines += _model_rows(chosen, models, groups, with_ci=len(groups) <= 5)
             continue
@@ -80,18 +76,18 @@ def _model_rows(chosen: Sequence[MetricRow], models: list[str], groups: list[str
     return lines
 
 
-def format_comparisons(rows: Sequence[ComparisonRow]) -> list[str]:
+def format_comparisons(rows: Sequence[ComparisonRow], declarations: Mapping[str, TaskDeclaration]) -> list[str]:
     lines = []
     for task, metric, a, b in dict.fromkeys((r.task, r.metric, r.model_a, r.model_b) for r in rows):
         chosen = [r for r in rows if (r.task, r.metric, r.model_a, r.model_b) == (task, metric, a, b)
-                  and _shown(task, r.group)]
+                  and _shown(declarations, task, r.group)]
         if not chosen:
             continue
         what = ("Spearman rho, CI from resampling questions" if metric.startswith("spearman")
                 else "paired, Holm-adjusted p")
         lines.append(f"{task} / {metric}: {b} vs {a} (x100, {what})" if metric.startswith("spearman")
                      else f"{task} / {metric}: {b} - {a} (x100, {what})")
-        order = _group_order(task, [r.group for r in chosen])
+        order = _group_order(declarations, task, [r.group for r in chosen])
         for r in sorted(chosen, key=lambda r: order.index(r.group)):
             lines.append(f"  {r.group:16} {_pct(r.delta)} [{_pct(r.ci_low).strip()}, {_pct(r.ci_high).strip()}]"
                          f"  p={r.p_value:.3g}  p_holm={r.p_adjusted:.3g}  n={r.n}")
@@ -102,7 +98,9 @@ def print_summary(summary) -> None:
     # Model, group and country names may come from prediction files: never let them drive the terminal.
     print()
     print(one_line(f"Wrote {summary.output}/ (manifest.json, metrics.csv, comparisons.csv, samples.jsonl)"))
-    for line in format_metrics(summary.metrics) + [""] + format_comparisons(summary.comparisons):
+    declarations = summary.declarations
+    lines = format_metrics(summary.metrics, declarations) + [""]
+    for line in lines + format_comparisons(summary.comparisons, declarations):
         print(one_line(line))
     for note in summary.notes:
         print(one_line(f"Note: {note}"))

@@ -18,6 +18,7 @@ from globalign.rescore.predictions import Rescorer
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.study_models import default_families
 from globalign.tasks.base import StatsSettings, TaskSettings
+from globalign.tasks.declarations import DECLARATIONS, declaration
 
 RESCORERS: dict[str, Rescorer] = {
     "md3": md3.RESCORER,
@@ -61,6 +62,7 @@ def rescore(
         "command": sys.argv,
         "mode": "rescore",
         "task": task,
+        "tasks": {task: {"declaration": declaration(task)}},
         "predictions": str(predictions),
         "data_dir": str(data_dir) if data_dir else None,
         "models": [{"name": m, "files": read.files[m], "n_items": len(read.records[m])} for m in models],
@@ -74,7 +76,8 @@ def rescore(
     }
     samples = (r for m in models for r in read.records[m])
     write_run_folder(output, manifest, metrics, comparisons, samples)
-    return RunSummary(output, metrics, comparisons, [], read.notes, seconds)
+    return RunSummary(output, metrics, comparisons, [], read.notes, seconds,
+                      {task: DECLARATIONS[task]} if task in DECLARATIONS else {})
 
 
 def parse_pair(text: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from globalign.errors import GlobalignError, first_line
-from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord
+from globalign.records import ComparisonRow, MetricRow, SampleRecord
 from globalign.text_safety import spreadsheet_safe
 
 MANIFEST = "manifest.json"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from globalign.engine.runner import Engine
 from globalign.errors import unknown_name
+
+# The row types live in records.py (readers never import a task); re-exported for the tasks.
+from globalign.records import ComparisonRow, MetricRow, SampleRecord, TaskDeclaration  # noqa: F401
 
 PROMPT_FORMATS = ("raw", "chat")
 
@@ -62,52 +65,6 @@ class TaskSettings:
     data_dir: Path | None = None
     stats: StatsSettings = field(default_factory=StatsSettings)
     options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SampleRecord:
-    """One row of samples.jsonl: one item scored by one model."""
-
-    task: str
-    model: str
-    item_id: str
-    group: str
-    prompt_hash: str
-    prediction: str
-    distribution: list[float] | None
-    metrics: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    task: str
-    model: str
-    group: str
-    metric: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    task: str
-    group: str
-    metric: str
-    model_a: str
-    model_b: str
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    p_adjusted: float
-    test: str
-    n: int
 
 
 class Task(Protocol):

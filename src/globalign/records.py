@@ -1,0 +1,209 @@
+"""The rows a run produces (no protocol here): per-item records, metric rows and paired comparisons,
+what each task declares about itself for readers, and `read_run`, which loads a run folder back.
+
+The store, the console and the report read runs through this module and never import a task: a task
+declares its axis, its groups, its headline metrics and their units (`TaskDeclaration`), the run's
+manifest records the declarations, and readers take them from there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from globalign.errors import GlobalignError
+from globalign.text_safety import from_spreadsheet_safe
+
+SCHEMA = "globalign.run"
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One row of samples.jsonl: one item scored by one model."""
+
+    task: str
+    model: str
+    item_id: str
+    group: str
+    prompt_hash: str
+    prediction: str
+    distribution: list[float] | None
+    metrics: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    task: str
+    model: str
+    group: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    task: str
+    group: str
+    metric: str
+    model_a: str
+    model_b: str
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    test: str
+    n: int
+
+
+@dataclass(frozen=True)
+class TaskDeclaration:
+    """What a task says about itself so that readers need not know it: its axis of the study, what its
+    groups are, which metrics answer its question (first = the headline), their unit, and which
+    direction is better."""
+
+    task: str
+    axis: str  # dialects | languages | opinions | country preferences
+    title: str
+    group_kind: str  # dialect | language | country | gallup list
+    headline_metrics: tuple[str, ...]
+    units: dict[str, str]  # metric -> "fraction" | "rank" | "nats" | "correlation" | "reward"
+    headline_groups: tuple[str, ...] = ()  # the groups a short summary shows (empty: all)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "headline_metrics": list(self.headline_metrics),
+                "headline_groups": list(self.headline_groups)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskDeclaration:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["headline_metrics"] = tuple(values.get("headline_metrics", ()))
+        values["headline_groups"] = tuple(values.get("headline_groups", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder read back: what `globalign report` and other readers work from."""
+
+    path: Path
+    manifest: dict[str, Any]
+    metrics: list[MetricRow]
+    comparisons: list[ComparisonRow]
+    samples: list[SampleRecord]
+
+    @property
+    def declarations(self) -> dict[str, TaskDeclaration]:
+        out = {}
+        for name, task in (self.manifest.get("tasks") or {}).items():
+            if isinstance(task, dict) and isinstance(task.get("declaration"), dict):
+                out[name] = TaskDeclaration.from_json(task["declaration"])
+        return out
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys([*(self.manifest.get("tasks") or {}), *(r.task for r in self.metrics)]))
+
+
+def _float(text: str, where: str) -> float:
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise GlobalignError(f"{where}: not a number ({text[:30]!r})") from None
+
+
+def _rows(path: Path, row_type: type) -> list[Any]:
+    if not path.is_file():
+        raise GlobalignError(f"{path}: missing; the run folder is incomplete (rerun the command that wrote it)")
+    names = [f.name for f in fields(row_type)]
+    kinds = {f.name: f.type for f in fields(row_type)}
+    rows = []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header != names:
+                raise GlobalignError(f"{path}: columns {header} are not {names} (not a globalign file, or another "
+                                     "version's)")
+            for lineno, cells in enumerate(reader, 2):
+                where = f"{path}:{lineno}"
+                if len(cells) != len(names):
+                    raise GlobalignError(f"{where}: {len(cells)} fields, expected {len(names)}")
+                values: dict[str, Any] = {}
+                for name, cell in zip(names, cells):
+                    kind = kinds[name]
+                    if kind == "float":
+                        values[name] = _float(cell, where)
+                    elif kind == "int":
+                        values[name] = int(_float(cell, where)) if cell else 0
+                    else:
+                        values[name] = from_spreadsheet_safe(cell)
+                rows.append(row_type(**values))
+    except UnicodeDecodeError:
+        raise GlobalignError(f"{path}: not UTF-8 text") from None
+    return rows
+
+
+def _samples(path: Path) -> list[SampleRecord]:
+    if not path.is_file():
+        return []  # a run may be read without its per-item records (they are large)
+    records = []
+    names = [f.name for f in fields(SampleRecord)]
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, 1):
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise GlobalignError(f"{path}:{lineno}: malformed JSON ({exc})") from None
+                if not isinstance(row, dict) or not set(names[:-1]) <= set(row):
+                    raise GlobalignError(f"{path}:{lineno}: not a globalign sample record")
+                records.append(SampleRecord(**{k: row[k] for k in names if k in row}))
+    except UnicodeDecodeError:
+        raise GlobalignError(f"{path}: not UTF-8 text") from None
+    return records
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A run folder's manifest, checked to be globalign's and of a version this code reads."""
+    if not path.is_dir():
+        raise GlobalignError(f"{path}: no such run folder")
+    file = path / "manifest.json"
+    try:
+        manifest = json.loads(file.read_text("utf-8"))
+    except FileNotFoundError:
+        raise GlobalignError(f"{path}: not a globalign run folder (no manifest.json)") from None
+    except (ValueError, OSError) as exc:
+        raise GlobalignError(f"{file}: unreadable ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        what = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise GlobalignError(f"{path}: not a globalign run folder ({'a ' + str(what) + ' folder' if what else 'no run schema'})")
+    version = manifest.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise GlobalignError(f"{path}: run folder schema version {version!r}; this globalign reads "
+                             f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))} (rerun it with this version)")
+    return manifest
+
+
+def read_run(path: Path, *, samples: bool = True) -> Run:
+    """Load a run folder (the output contract) back into typed rows; GlobalignError names what is wrong."""
+    manifest = read_manifest(path)
+    return Run(path, manifest, _rows(path / "metrics.csv", MetricRow),
+               _rows(path / "comparisons.csv", ComparisonRow),
+               _samples(path / "samples.jsonl") if samples else [])
