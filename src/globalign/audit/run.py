@@ -13,7 +13,6 @@ import resource
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ from globalign.audit.tables import (
     summary_lines,
 )
 from globalign.errors import ConfigError, DataError, GlobalignError
-from globalign.store.output import swap_into_place, write_rows
+from globalign.store.output import partial_folder, swap_into_place, write_rows
 
 MANIFEST = "manifest.json"
 PROGRESS_VERSION = 1
@@ -237,9 +236,7 @@ def audit(options: AuditOptions) -> AuditResult:
 def _write_folder(options: AuditOptions, counts: AuditCounts, manifest: dict[str, Any]) -> None:
     output = options.output
     check_audit_output(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    work = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
+    work = partial_folder(output)
     try:
         write_rows(work / "languages.csv", LanguageRow, language_rows(counts))
         countries = country_rows(counts)

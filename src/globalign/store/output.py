@@ -7,6 +7,7 @@ or failed run never leaves a half-written output folder (resuming is the request
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import math
 import os
@@ -52,10 +53,7 @@ def write_run_folder(
     samples: Iterable[SampleRecord],
 ) -> None:
     check_output_dir(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir (not mkdtemp, which is private: 0700) so the run folder gets the user's usual permissions.
-    work = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
+    work = partial_folder(path)
     try:
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
         write_rows(work / "metrics.csv", MetricRow, metrics)
@@ -67,6 +65,32 @@ def write_run_folder(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def partial_folder(path: Path) -> Path:
+    """A new hidden sibling of `path` to write it in, named with this process's id. The siblings a
+    process killed while writing left (`.NAME.partial-PID-*`, `.NAME.old-PID`: PID no longer runs)
+    are removed first, so that they do not pile up over killed runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in [*path.parent.glob(f".{glob.escape(path.name)}.partial-*"),
+                     *path.parent.glob(f".{glob.escape(path.name)}.old-*")]:
+        pid = leftover.name[len(path.name) + 2:].split("-")[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+    # mkdir (not mkdtemp, which is private: 0700) so the folder gets the user's usual permissions.
+    work = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    return work
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def swap_into_place(work: Path, path: Path) -> None:
