@@ -56,8 +56,9 @@ class Case:
         return self.timeline.get(phase, (0.0, 0.0))
 
     def kill(self, point: KillPoint) -> Kill:
-        """Kill at `point`; where the command ended first, again with half the delay (up to 4 times)."""
-        for _ in range(4):
+        """Kill at `point`; where the command ended first (the machine was less busy than when it was
+        measured), again with half the delay, up to 8 times."""
+        for _ in range(8):
             kill = kill_at(self.command, point, self.phase_of, self.stderr)
             if kill is not None:
                 return kill
@@ -239,10 +240,13 @@ def rescore_case(tmp_path_factory, data_dir) -> Case:
 
 def test_rescore_killed_at_random_points_reruns_to_the_same_bytes(rescore_case):
     case, rng = rescore_case, random.Random(SEED + 1)
-    # time-based points, one in each quarter of the measured run; then two in the write
-    end = 0.9 * case.window("end")[0]
-    points = [KillPoint("quarter", rng.uniform(q * end / 4, (q + 1) * end / 4)) for q in range(4)]
-    write = case.window("writing")
+    # the start-up, the statistics, two anywhere in the measured life, and two in the write
+    start_up_end = min(first for phase, (first, _) in case.timeline.items() if phase != "start-up")
+    statistics, end, write = case.window("statistics"), 0.9 * case.window("end")[0], case.window("writing")
+    points = [KillPoint("start-up", rng.uniform(0.02, start_up_end)),
+              KillPoint("statistics", rng.uniform(0.0, 0.9 * (statistics[1] - statistics[0])),
+                        trigger=lambda pid: case.phase_of(pid) == "statistics"),
+              KillPoint("anywhere", rng.uniform(0.0, end)), KillPoint("anywhere", rng.uniform(0.0, end))]
     points += [KillPoint("writing", rng.uniform(0.0, write[1] - write[0]),
                          trigger=lambda pid: bool(case.command.leftovers())) for _ in range(2)]
     kills = [_kill_then_rerun(case, point)[0] for point in points]
