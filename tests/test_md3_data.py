@@ -157,7 +157,7 @@ def test_overrides_json_is_accepted(tiny_release, tmp_path):
         ("skip: c2\n", "'skip' must be a list"),
         ("spelling: {c1: ''}\n", "'spelling' must map"),
         ("skips: [c2]\n", "expected a mapping"),
-        ("skip: [c2\n", "not valid YAML"),
+        ("skip: [c2\n", "invalid YAML"),
     ],
 )
 def test_bad_overrides_file_says_what_is_wrong(tmp_path, text, message):

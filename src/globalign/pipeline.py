@@ -196,6 +196,6 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         kept = (f"every model answer is kept in the request cache {cache.path}: rerun the same command (with a "
                 "writable --output) to write the run folder without recomputing" if cache else
                 "nothing was cached (--no-cache), so a rerun computes everything again")
-        raise GlobalignError(f"could not write the run folder {config.output} ({first_line(exc)}); {kept}") from exc
+        raise GlobalignError(f"{first_line(exc)}; {kept}") from exc
     return RunSummary(config.output, metrics, comparisons, infos, notes, seconds,
                       {t.name: DECLARATIONS[t.name] for t in tasks if t.name in DECLARATIONS})

@@ -4,10 +4,13 @@ Ray cluster (Ray Data). Every engine calls analyse.audit_shard on each job and h
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
@@ -21,6 +24,7 @@ from globalign.audit.sources import read_shard
 from globalign.errors import DataError, GlobalignError
 
 ENGINES = ("local", "ray")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def default_workers() -> int:
@@ -35,6 +39,15 @@ def _warm_up(job: ShardJob) -> None:
     identify("warm up")
     if job.countries:
         default_gazetteer()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: a worker ends when the audit process does, a kill -9 included (else it would
+    wait for work forever, holding its memory). Linux; the processes are started by the main thread."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the audit process ended before prctl took effect
+        os._exit(1)
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
@@ -77,7 +90,8 @@ def run_local(jobs: Sequence[ShardJob], workers: int, *, done: Collection[str] =
         return
     # fork: workers inherit the warmed-up tables copy-on-write instead of rebuilding them
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_end_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         # At most 2 units per worker in flight: the pending queue (and the chunks of rows read ahead)
         # stay small for any corpus size.
         running = {}

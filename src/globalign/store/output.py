@@ -154,12 +154,16 @@ def write_folder(path: Path, kind: FolderKind, manifest: dict[str, Any], write_f
     # mkdir (not mkdtemp, which is private: 0700) so the folder gets the user's usual permissions.
     work = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     work.mkdir()
+    had = path.exists()
     try:
         write_files(work)
         files = sorted(p.name for p in work.iterdir() if p.name != MANIFEST)
         stamped = {"schema": kind.schema, "schema_version": SCHEMA_VERSION, **manifest, FILES_KEY: files}
         (work / MANIFEST).write_text(json.dumps(stamped, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
         swap_into_place(work, path, kind)
+    except OSError as exc:  # a full disk, a file-size limit, a folder gone read-only
+        before = "the previous folder is unchanged" if had else "nothing was written"
+        raise GlobalignError(f"could not write the {kind.what} {path} ({first_line(exc)}); {before}") from exc
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
