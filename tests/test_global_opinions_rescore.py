@@ -35,6 +35,7 @@ def study_parser_read(data_dir):
     return read_with_agreement(data_dir / STUDY_FILES, data_dir, study_parser=True)
 
 
+@pytest.mark.slow  # about 20 s: all 13 files
 def test_study_parser_reproduces_every_stored_similarity_of_all_13_models(data_dir, study_parser_read):
     predictions, agreements = study_parser_read
     assert set(predictions.records) == {STUDY_SHORT_NAMES[f.name.removesuffix("_8bit.csv")]
