@@ -1,4 +1,4 @@
-"""The `globalign` command line: run, demo, rescore, items, audit-data, models, tasks."""
+"""The `globalign` command line: run, demo, rescore, import-paper, items, audit-data, models, tasks."""
 
 from __future__ import annotations
 
@@ -104,18 +104,44 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-score predictions produced elsewhere (e.g. the study's raw outputs) with globalign's "
                     "metrics and statistics, and write a run folder.",
     )
-    rescore.add_argument("--task", required=True, metavar="NAME", help="task of the predictions (md3, tydiqa, where_from, askreddit)")
+    rescore.add_argument("--task", required=True, metavar="NAME",
+                         help="task of the predictions (md3, tydiqa, where_from, askreddit, global_opinions)")
     rescore.add_argument("--predictions", required=True, type=Path, metavar="FILE_OR_DIR",
-                         help="a prediction file or a folder of them (md3: one CSV per model; tydiqa: "
-                              "<language>.json files, one folder per model)")
+                         help="a prediction file or a folder of them (md3, global_opinions: one CSV per model; "
+                              "tydiqa: <language>.json files, one folder per model)")
     rescore.add_argument("--output", required=True, type=Path, metavar="DIR", help="run folder to write")
     rescore.add_argument("--compare", action="append", metavar="BASE:ALIGNED",
                          help="model pair to compare (repeatable; default: the study's family pairs when the "
                               "models are the study's checkpoints, else every model vs the first)")
     rescore.add_argument("--data-dir", metavar="DIR",
                          help="evaluation data (tydiqa gold answers, the askreddit country set; default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+    rescore.add_argument("--study-parser", action="store_true",
+                         help="global_opinions: score against the country distributions as the study's buggy "
+                              "parser read them (reproduces the study's stored similarities)")
+    rescore.add_argument("--countries", metavar="SET",
+                         help="global_opinions countries: all (default), study7, or a comma-separated list")
     rescore.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
     rescore.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
+
+    paper = sub.add_parser(
+        "import-paper", parents=[common], help="the study's raw outputs, every axis, as one run folder (no model runs)",
+        description="Re-score the raw outputs of Ryan, Held & Yang (ACL 2024) (the paper_outputs folder: md3-game, "
+                    "tydiqa-goldp, globalopinionsqa, ask-reddit-perplexity-testing, ask-reddit-reward-testing, "
+                    "reward-testing) with each task's rescore reader, metrics and statistics, compare the study's "
+                    "family steps, and write one run folder (manifest.json with the families, metrics.csv, "
+                    "comparisons.csv, samples.jsonl). An absent axis folder is skipped and named; none is an error.",
+    )
+    paper.add_argument("source", type=Path, metavar="DIR", help="the paper_outputs folder, or its outputs/ subfolder")
+    paper.add_argument("--output", required=True, type=Path, metavar="RUN_DIR", help="run folder to write")
+    paper.add_argument("--study-parser", action="store_true",
+                       help="global_opinions: score against the distributions as the study's buggy parser read "
+                            "them (its published numbers) instead of the correctly parsed ones")
+    paper.add_argument("--data-dir", metavar="DIR",
+                       help="evaluation data (TyDi QA gold answers, GlobalOpinionsQA, the AskReddit country set; "
+                            "default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+    paper.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
+    paper.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
+    paper.add_argument("--quiet", action="store_true", help="no progress lines")
 
     audit = sub.add_parser(
         "audit-data", parents=[common], help="the language and country make-up of an SFT or preference dataset",
@@ -233,9 +259,7 @@ def cmd_items(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rescore(args: argparse.Namespace) -> int:
-    from globalign.report.console import print_summary
-    from globalign.rescore.run import parse_pair, rescore
+def _stats_flags(args: argparse.Namespace):
     from globalign.tasks.base import StatsSettings
 
     defaults = StatsSettings()
@@ -243,12 +267,49 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise GlobalignError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
-    stats = StatsSettings(args.n_boot or defaults.n_boot, args.n_perm or defaults.n_perm, defaults.seed)
+    return StatsSettings(args.n_boot or defaults.n_boot, args.n_perm or defaults.n_perm, defaults.seed)
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from globalign.report.console import print_summary
+    from globalign.rescore.run import parse_pair, rescore
+
+    stats = _stats_flags(args)
     pairs = [parse_pair(p) for p in args.compare] if args.compare else None
     from globalign.data.locate import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
-    print_summary(rescore(args.task, args.predictions, args.output, pairs=pairs, stats=stats, data_dir=data_dir))
+    options = {k: v for k, v in (("study_parser", args.study_parser or None), ("countries", args.countries))
+               if v is not None}
+    print_summary(rescore(args.task, args.predictions, args.output, pairs=pairs, stats=stats, data_dir=data_dir,
+                          options=options))
+    return 0
+
+
+def cmd_import_paper(args: argparse.Namespace) -> int:
+    import time
+
+    from globalign.data.locate import resolve_data_dir
+    from globalign.rescore.paper import import_paper
+
+    started = time.perf_counter()
+    stats = _stats_flags(args)
+    data_dir = resolve_data_dir(args.data_dir)
+    summary, manifest = import_paper(args.source, args.output, data_dir=data_dir, study_parser=args.study_parser,
+                                     stats=stats, progress=not args.quiet)
+    print(one_line(f"Wrote {summary.output}/ (manifest.json, metrics.csv, comparisons.csv, samples.jsonl)"))
+    for task, entry in manifest["tasks"].items():
+        metric_rows = sum(r.task == task for r in summary.metrics)
+        comparison_rows = sum(r.task == task for r in summary.comparisons)
+        items = sum(m["n_items"] for m in entry["models"])
+        print(f"  {task:16} {len(entry['models']):2} models  {items:7} samples  {metric_rows:6} metric rows  "
+              f"{comparison_rows:6} comparison rows  {summary.seconds[task]:6.1f} s")
+    for item in manifest["missing"]:
+        print(one_line(f"  not imported: {item['folder']} ({item['task']}): folder absent"))
+    parsing = "the study's (--study-parser)" if args.study_parser else "corrected"
+    print(f"  families: {len(manifest['families'])}; notes: {len(summary.notes)} (manifest.json); "
+          f"global_opinions parsing: {parsing}")
+    print(f"Total time: {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -302,7 +363,7 @@ def cmd_audit_data(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
-            "items": cmd_items}
+            "items": cmd_items, "import-paper": cmd_import_paper}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import ast
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,17 @@ def parse_string_list(text: str, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{what}: expected a non-empty list of strings")
     return tuple(value)
+
+
+def finite_number(text: str, where: str, column: str) -> float:
+    """A table cell that must be a finite number; DataError naming the row and column otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{where}: column '{column}' is not a number ({text[:30]!r})") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: column '{column}' is not finite ({text!r})")
+    return value
 
 
 def read_rows(

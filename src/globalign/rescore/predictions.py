@@ -21,12 +21,14 @@ class Predictions:
 
 @dataclass(frozen=True)
 class Rescorer:
-    read: Callable[[Path, Path | None], Predictions]  # (predictions path, data folder for gold answers)
+    # (predictions path, data folder for gold answers, **options): options are those named in `options`
+    read: Callable[..., Predictions]
     metrics: Callable[[Mapping[str, Sequence[SampleRecord]], TaskSettings], list[MetricRow]]
     comparisons: Callable[
         [Mapping[str, Sequence[SampleRecord]], Sequence[tuple[str, str]], TaskSettings], list[ComparisonRow]
     ]
     formats: str  # one line for --help and errors: what files the reader accepts
+    options: Mapping[str, str] = field(default_factory=dict)  # option name -> help (passed to `read`)
 
 
 def prediction_files(path: Path, suffix: str) -> list[Path]:

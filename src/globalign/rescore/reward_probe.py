@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from globalign.data.reward_probe import WHERE_FROM_REFERENCE, load_country_set_181, load_where_from_countries
-from globalign.data.tables import read_rows
+from globalign.data.tables import finite_number, read_rows
 from globalign.errors import DataError, unknown_name
 from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
 from globalign.tasks.base import SampleRecord
@@ -30,16 +30,6 @@ from globalign.tasks.country_preference import (
 ASKREDDIT_OTHER_COLUMNS = frozenset({"", "Question", "Full Prompt", "Sentiment", "reward_model", "model",
                                      "Search Query", "Response Format", "Category", "seed", "add_article",
                                      "use_chat_template"})
-
-
-def _number(text: str, where: str, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{where}: column '{column}' is not a number ({text[:30]!r})") from None
-    if not np.isfinite(value):
-        raise DataError(f"{where}: column '{column}' is not finite ({text!r})")
-    return value
 
 
 def _model_name(rows: list[tuple[str, dict[str, str]]], column: str, path: Path) -> str:
@@ -66,7 +56,7 @@ def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
                 hint = unknown_name("country", row["country"], known)
                 raise DataError(f"{where}: {hint} (the where-from probe's 254 Natural Earth names are in "
                                 f"{WHERE_FROM_REFERENCE})")
-        values = np.array([[_number(row["reward"], where, "reward") for where, row in rows]])
+        values = np.array([[finite_number(row["reward"], where, "reward") for where, row in rows]])
         probe = ProbeScores("where_from", model, "reward", countries, ("where_from",), (True,), values)
         if model in records:
             raise DataError(f"{file}: model '{model}' already read from {files[model][0]}")
@@ -100,7 +90,7 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
             if sentiment not in ("positive", "negative"):
                 raise DataError(f"{where}: Sentiment must be positive or negative, got {row['Sentiment']!r}")
             positive.append(sentiment == "positive")
-        values = np.array([[_number(row[c], where, c) for c in countries] for where, row in rows])
+        values = np.array([[finite_number(row[c], where, c) for c in countries] for where, row in rows])
         probe = ProbeScores("askreddit", model, kind, countries, tuple(str(i) for i in range(len(rows))),
                             tuple(positive), values)
         if model in records:

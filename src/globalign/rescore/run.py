@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,11 @@ import globalign.families as families_module
 from globalign import __version__
 from globalign.errors import ConfigError, unknown_name
 from globalign.pipeline import RunSummary, package_versions
-from globalign.rescore import md3, reward_probe, tydiqa
+from globalign.rescore import global_opinions, md3, reward_probe, tydiqa
 from globalign.rescore.predictions import Rescorer
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.study_models import default_families
-from globalign.tasks.base import StatsSettings, TaskSettings
+from globalign.tasks.base import StatsSettings, TaskSettings, check_task_options
 from globalign.tasks.declarations import DECLARATIONS, declaration
 
 RESCORERS: dict[str, Rescorer] = {
@@ -25,6 +25,7 @@ RESCORERS: dict[str, Rescorer] = {
     "tydiqa": tydiqa.RESCORER,
     "where_from": reward_probe.WHERE_FROM,
     "askreddit": reward_probe.ASKREDDIT,
+    "global_opinions": global_opinions.RESCORER,
 }
 
 
@@ -36,13 +37,16 @@ def rescore(
     pairs: Sequence[tuple[str, str]] | None = None,
     stats: StatsSettings | None = None,
     data_dir: Path | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     started = time.perf_counter()
     if task not in RESCORERS:
         raise unknown_name("task for rescore", task, RESCORERS)
     rescorer = RESCORERS[task]
+    options = dict(options or {})
+    check_task_options(f"{task} (rescore)", options, rescorer.options)
     check_output_dir(output)
-    read = rescorer.read(predictions, data_dir)
+    read = rescorer.read(predictions, data_dir, **options)
     models = list(read.records)
     if pairs:
         for pair in pairs:
@@ -65,6 +69,7 @@ def rescore(
         "tasks": {task: {"declaration": declaration(task)}},
         "predictions": str(predictions),
         "data_dir": str(data_dir) if data_dir else None,
+        "options": options,
         "models": [{"name": m, "files": read.files[m], "n_items": len(read.records[m])} for m in models],
         "families": [f.to_json() for f in families],
         "comparisons": [c.to_json() for c in chosen_comparisons],

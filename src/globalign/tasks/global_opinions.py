@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from globalign.data.global_opinions import (
+    OpinionDataset,
     OpinionQuestion,
     load_global_opinions,
     serialise_selections_like_hf,
@@ -65,6 +66,35 @@ def candidates(question: OpinionQuestion) -> tuple[str, ...]:
 answer_distribution = choice_distribution
 
 
+def resolve_countries(value: Any, dataset: OpinionDataset) -> tuple[tuple[str, ...] | None, str]:
+    """The `countries` option -> (country labels or None for all, preset name: all, study7 or custom)."""
+    if value == "all":
+        return None, "all"
+    if isinstance(value, str) and value in COUNTRY_PRESETS:
+        return COUNTRY_PRESETS[value], value
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"task {NAME}: countries must be 'all', a preset ({', '.join(COUNTRY_PRESETS)}) or a list")
+    labels = {c for q in dataset.questions for c in q.selections}
+    for country in value:
+        if country not in labels:
+            raise unknown_name("country label or preset", country, [*labels, *COUNTRY_PRESETS, "all"])
+    return tuple(value), "custom"
+
+
+def country_distributions(question: OpinionQuestion, countries: Sequence[str] | None,
+                          study_parser: bool) -> dict[str, Sequence[float]]:
+    """The survey distributions a model's answer is compared with: every country of the question (or
+    `countries`), parsed correctly, or as the study's string-splitting parser read them (`study_parser`)."""
+    selections: Mapping[str, Sequence[float]] = question.selections
+    if study_parser:
+        selections = study_parser_selections(serialise_selections_like_hf(question.selections))
+    if countries is not None:
+        return {c: selections[c] for c in countries}
+    return dict(selections)
+
+
 class GlobalOpinionsTask:
     name = NAME
 
@@ -73,7 +103,7 @@ class GlobalOpinionsTask:
         self.settings = settings
         self.dataset = load_global_opinions(settings.data_dir)
         self.study_parser = bool(settings.options.get("study_parser", False))
-        self.countries, self.preset = self._countries(settings.options.get("countries", "all"))
+        self.countries, self.preset = resolve_countries(settings.options.get("countries", "all"), self.dataset)
         questions = list(self.dataset.questions)
         if self.countries is not None:
             questions = questions_answered_by_all(questions, self.countries)
@@ -96,21 +126,6 @@ class GlobalOpinionsTask:
         if len(self.zero_sum) == len(surveys):
             raise DataError(f"GlobalOpinionsQA: every survey distribution of the {len(questions)} selected questions "
                             f"in {self.dataset.path} sums to zero; nothing can be compared")
-
-    def _countries(self, value: Any) -> tuple[tuple[str, ...] | None, str]:
-        if value == "all":
-            return None, "all"
-        if isinstance(value, str) and value in COUNTRY_PRESETS:
-            return COUNTRY_PRESETS[value], value
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"task {NAME}: countries must be 'all', a preset ({', '.join(COUNTRY_PRESETS)}) or a list")
-        labels = {c for q in self.dataset.questions for c in q.selections}
-        for country in value:
-            if country not in labels:
-                raise unknown_name("country label or preset", country, [*labels, *COUNTRY_PRESETS, "all"])
-        return tuple(value), "custom"
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -136,12 +151,7 @@ class GlobalOpinionsTask:
         return [note]
 
     def _country_distributions(self, question: OpinionQuestion, raw: bool = False) -> dict[str, Sequence[float]]:
-        selections: Mapping[str, Sequence[float]] = question.selections
-        if self.study_parser and not raw:
-            selections = study_parser_selections(serialise_selections_like_hf(question.selections))
-        if self.countries is not None:
-            return {c: selections[c] for c in self.countries}
-        return dict(selections)
+        return country_distributions(question, self.countries, self.study_parser and not raw)
 
     def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
         prompts = [render_prompt(build_prompt(q), prompt_format, engine) for q in self.questions]
@@ -170,53 +180,67 @@ class GlobalOpinionsTask:
             )
         return records
 
-    # -- aggregation ------------------------------------------------------------------------------
-    def _per_question(self, records: Sequence[SampleRecord]) -> dict[str, dict[str, dict[str, float]]]:
-        """metric -> group -> {item_id: value} for this model's records."""
-        table: dict[str, dict[str, dict[str, float]]] = {"similarity": {}, "relative_agreement": {}}
-        for record in records:
-            sims = {c: v for c, v in record.metrics["similarity"].items() if v is not None}
-            for country, value in sims.items():
-                table["similarity"].setdefault(country, {})[record.item_id] = value
-            if sims:
-                table["similarity"].setdefault("all", {})[record.item_id] = sum(sims.values()) / len(sims)
-            for country, value in relative_agreement(sims, REFERENCE_COUNTRY).items():
-                table["relative_agreement"].setdefault(country, {})[record.item_id] = value
-        return table
-
+    # -- aggregation (module functions below, shared with `rescore --task global_opinions`) ---------
     def metrics(self, records: Mapping[str, Sequence[SampleRecord]]) -> list[MetricRow]:
-        stats = self.settings.stats
-        rows = []
-        for model, model_records in records.items():
-            for metric, groups in self._per_question(model_records).items():
-                for group in sorted(groups, key=_group_order):
-                    est = mean_ci(list(groups[group].values()), n_boot=stats.n_boot, seed=stats.seed)
-                    rows.append(MetricRow(NAME, model, group, metric, est.value, est.ci_low, est.ci_high, est.n))
-        return rows
+        return opinion_metrics(records, self.settings)
 
     def comparisons(
         self, records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]]
     ) -> list[ComparisonRow]:
-        stats = self.settings.stats
-        rows: list[ComparisonRow] = []
-        for model_a, model_b in pairs:
-            table_a, table_b = self._per_question(records[model_a]), self._per_question(records[model_b])
-            for metric in ("similarity", "relative_agreement"):
-                results = []
-                for group in sorted(set(table_a[metric]) & set(table_b[metric]), key=_group_order):
-                    a, b = table_a[metric][group], table_b[metric][group]
-                    items = sorted(set(a) & set(b))  # paired: the same questions for both models
-                    comparison = paired_difference(
-                        [a[i] for i in items], [b[i] for i in items],
-                        n_boot=stats.n_boot, n_perm=stats.n_perm, seed=stats.seed,
-                    )
-                    results.append((group, comparison))
-                # Holm across countries (the family of tests for one metric and one model pair).
-                adjusted = holm([c.p_value for _, c in results])
-                for (group, c), p_adj in zip(results, adjusted):
-                    rows.append(ComparisonRow(NAME, group, metric, model_a, model_b, c.delta, c.ci_low,
-                                              c.ci_high, c.p_value, p_adj, c.test, c.n))
-        return rows
+        return opinion_comparisons(records, pairs, self.settings)
+
+
+def per_question(records: Sequence[SampleRecord]) -> dict[str, dict[str, dict[str, float]]]:
+    """metric -> group -> {item_id: value} for one model's records: similarity per country and its mean
+    over the question's countries (`all`), and relative agreement = sim(country) - sim(United States)."""
+    table: dict[str, dict[str, dict[str, float]]] = {"similarity": {}, "relative_agreement": {}}
+    for record in records:
+        sims = {c: v for c, v in record.metrics["similarity"].items() if v is not None}
+        for country, value in sims.items():
+            table["similarity"].setdefault(country, {})[record.item_id] = value
+        if sims:
+            table["similarity"].setdefault("all", {})[record.item_id] = sum(sims.values()) / len(sims)
+        for country, value in relative_agreement(sims, REFERENCE_COUNTRY).items():
+            table["relative_agreement"].setdefault(country, {})[record.item_id] = value
+    return table
+
+
+def opinion_metrics(records: Mapping[str, Sequence[SampleRecord]], settings: TaskSettings) -> list[MetricRow]:
+    """Mean similarity and relative agreement per model and country (and `all`), with bootstrap CIs."""
+    stats = settings.stats
+    rows = []
+    for model, model_records in records.items():
+        for metric, groups in per_question(model_records).items():
+            for group in sorted(groups, key=_group_order):
+                est = mean_ci(list(groups[group].values()), n_boot=stats.n_boot, seed=stats.seed)
+                rows.append(MetricRow(NAME, model, group, metric, est.value, est.ci_low, est.ci_high, est.n))
+    return rows
+
+
+def opinion_comparisons(
+    records: Mapping[str, Sequence[SampleRecord]], pairs: Sequence[tuple[str, str]], settings: TaskSettings
+) -> list[ComparisonRow]:
+    """Paired differences (B - A) over the questions both models answered, Holm across countries."""
+    stats = settings.stats
+    rows: list[ComparisonRow] = []
+    for model_a, model_b in pairs:
+        table_a, table_b = per_question(records[model_a]), per_question(records[model_b])
+        for metric in ("similarity", "relative_agreement"):
+            results = []
+            for group in sorted(set(table_a[metric]) & set(table_b[metric]), key=_group_order):
+                a, b = table_a[metric][group], table_b[metric][group]
+                items = sorted(set(a) & set(b))  # paired: the same questions for both models
+                comparison = paired_difference(
+                    [a[i] for i in items], [b[i] for i in items],
+                    n_boot=stats.n_boot, n_perm=stats.n_perm, seed=stats.seed,
+                )
+                results.append((group, comparison))
+            # Holm across countries (the family of tests for one metric and one model pair).
+            adjusted = holm([c.p_value for _, c in results])
+            for (group, c), p_adj in zip(results, adjusted):
+                rows.append(ComparisonRow(NAME, group, metric, model_a, model_b, c.delta, c.ci_low,
+                                          c.ci_high, c.p_value, p_adj, c.test, c.n))
+    return rows
 
 
 def _group_order(group: str) -> tuple[int, str]:

@@ -58,3 +58,22 @@ def questions_answered_by_all(
 ) -> list[OpinionQuestion]:
     """The questions whose selections have a distribution for every one of `countries` (245 for the study's)."""
     return [q for q in questions if all(c in q.selections for c in countries)]
+
+
+def similarities(model_dist: Sequence[float], country_dists: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """`similarity` of one model distribution to several countries' at once (one scipy call over the rows;
+    the same values as `similarity` per country, NaN for all-zero rows)."""
+    if not country_dists:
+        return {}
+    p = _vector(model_dist, "model")
+    q = np.asarray(list(country_dists.values()), dtype=float)
+    if q.ndim != 2 or q.shape[1] != p.size:
+        raise ValueError(f"model distribution has {p.size} values, a country distribution has another length")
+    if not np.all(np.isfinite(q)) or np.any(q < 0):
+        raise ValueError("country distribution must hold finite non-negative numbers")
+    zero = q.sum(axis=1) == 0
+    values = np.full(len(q), math.nan)
+    if p.sum() > 0 and not zero.all():
+        kept = q[~zero]
+        values[~zero] = 1.0 - jensenshannon(np.broadcast_to(p, kept.shape), kept, axis=1)
+    return dict(zip(country_dists, values.tolist()))
