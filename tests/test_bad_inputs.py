@@ -310,3 +310,13 @@ def test_where_from_rewards_that_are_not_finite_numbers_are_refused(capsys, tmp_
     line = error_of(capsys, "rescore", "--task", "where_from", "--predictions", tmp_path / "r.csv", "--data-dir",
                     data_dir, "--output", tmp_path / "o")
     assert "row 8" in line and "reward" in line
+
+
+@pytest.mark.parametrize("blocker", ["file", "file-above"])
+def test_a_cache_folder_that_cannot_be_created_is_one_line(capsys, tmp_path, monkeypatch, data_dir, blocker):
+    (tmp_path / "blocker").write_text("x", "utf-8")
+    cache = tmp_path / "blocker" if blocker == "file" else tmp_path / "blocker" / "cache"
+    monkeypatch.setenv("GLOBALIGN_CACHE_DIR", str(cache))
+    line = error_of(capsys, "run", "--model", "gemma-3-270m", "--task", "global_opinions", "--limit", "1",
+                    "--data-dir", data_dir, "--output", tmp_path / "o")
+    assert "GLOBALIGN_CACHE_DIR" in line and "cannot be created" in line
