@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +26,7 @@ from globalign.store.output import check_output_dir, write_run_folder
 from globalign.store.request_cache import RequestCache
 from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskSettings
 from globalign.tasks.registry import make_task
+from globalign.threads import cpu_at_start, cpu_threads, threads_source
 
 _VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "accelerate", "numpy", "scipy",
                        "huggingface_hub")
@@ -86,6 +87,7 @@ def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
 
 def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] = ()) -> RunSummary:
     started = time.perf_counter()
+    cpu = cpu_at_start()
     check_output_dir(config.output)
     data_dir = resolve_data_dir(config.data_dir)
     # Build every task (loads and validates its data) before any model is loaded: fail fast.
@@ -148,6 +150,9 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "packages": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.machine()},
+        "cpu": {**asdict(cpu), "threads": {spec.name: {"count": cpu_threads(spec.threads),
+                                                       "from": threads_source(spec.threads)}
+                                           for spec in config.models}},
     }
     samples = (r for task in tasks for model_records in records[task.name].values() for r in model_records)
     write_run_folder(config.output, manifest, metrics, comparisons, samples)
