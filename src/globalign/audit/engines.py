@@ -1,4 +1,4 @@
-"""Where the shards are counted: in this process, in a local process pool over all cores, or on a
+"""Where the shards are counted: in this process, in a local process pool over the usable CPUs, or on a
 Ray cluster (Ray Data). Every engine calls analyse.audit_shard on each job and hands back
 (shard key, counts) as shards finish, in any order; tallies add up the same in every order."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
-import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
@@ -21,10 +20,6 @@ from globalign.audit.sources import read_shard
 from globalign.errors import DataError, GlobalignError
 
 ENGINES = ("local", "ray")
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _warm_up(job: ShardJob) -> None:

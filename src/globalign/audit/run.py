@@ -24,7 +24,7 @@ from tqdm import tqdm
 from globalign import __version__
 from globalign.audit.analyse import ShardJob
 from globalign.audit.counts import AuditCounts
-from globalign.audit.engines import ENGINES, default_workers, run_local, run_ray
+from globalign.audit.engines import ENGINES, run_local, run_ray
 from globalign.audit.formats import FieldNames, detect_format
 from globalign.audit.gazetteer import gazetteer_version
 from globalign.audit.langid import MAX_CHARS, identifier_versions
@@ -41,6 +41,7 @@ from globalign.audit.tables import (
 )
 from globalign.errors import ConfigError, DataError, GlobalignError
 from globalign.store.output import swap_into_place, write_rows
+from globalign.threads import cpu_at_start
 
 MANIFEST = "manifest.json"
 PROGRESS_VERSION = 1
@@ -52,7 +53,7 @@ class AuditOptions:
     output: Path
     fields: FieldNames = field(default_factory=FieldNames)
     engine: str = "local"
-    workers: int | None = None  # default: every core this process may use
+    workers: int | None = None  # default: the usable CPUs (affinity mask, cgroup quota)
     ray_address: str | None = None
     rows_per_shard: int = 2000
     countries: bool = True
@@ -165,9 +166,10 @@ def audit(options: AuditOptions) -> AuditResult:
     if options.rows_per_shard < 1:
         raise ConfigError(f"--rows-per-shard must be at least 1, got {options.rows_per_shard}")
     started = time.perf_counter()
+    cpu = cpu_at_start()
     check_audit_output(options.output)
     files, jobs, formats = _plan(options)
-    workers = options.workers or default_workers()
+    workers = options.workers or cpu.usable_cpus
     progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
     planned = {job.shard.key for job in jobs}
     # saved units of this plan: whole shards, and chunks ("<shard key>@<n>") of files read in one piece
@@ -180,7 +182,7 @@ def audit(options: AuditOptions) -> AuditResult:
     try:
         if options.engine == "ray":
             todo = [job for job in jobs if job.shard.key not in progress.done]
-            results = run_ray(todo, address=options.ray_address, workers=options.workers)
+            results = run_ray(todo, address=options.ray_address, workers=workers)
         else:
             results = run_local(jobs, workers, done=set(resumed), chunk_rows=options.rows_per_shard)
         # Records are known up front when every file is JSONL split by lines (a Parquet shard's range
@@ -208,7 +210,7 @@ def audit(options: AuditOptions) -> AuditResult:
                    "records": sum(n for (path, _), n in total.formats.items() if path == str(p))} for p in files],
         "fields": asdict(options.fields),
         "engine": options.engine,
-        "workers": workers if options.engine == "local" else options.workers,
+        "workers": None if options.engine == "ray" and options.ray_address else workers,  # a cluster sizes itself
         "ray_address": options.ray_address,
         "shards": {"total": len(jobs), "resumed": len(resumed), "rows_per_shard": options.rows_per_shard},
         "records": total.records,
@@ -226,7 +228,8 @@ def audit(options: AuditOptions) -> AuditResult:
         "seconds": {"total": round(time.perf_counter() - started, 3), "counting": round(counting_seconds, 3)},
         "messages_per_second": round(new_messages / counting_seconds, 1) if counting_seconds > 0 and new_messages else None,
         "peak_rss_mb": _peak_rss_mb(),
-        "machine": {"platform": platform.platform(), "cpus": default_workers()},
+        "machine": {"platform": platform.platform(), "cpus": cpu.usable_cpus},
+        "cpu": asdict(cpu),
     }
     summary = summary_lines(total)
     _write_folder(options, total, manifest)
