@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import globalign.cli as cli
-from globalign import threads
+from globalign import cli, threads
 from globalign.threads import (
     apply_runtime_defaults,
     busy_warning,
@@ -112,7 +111,7 @@ def test_nothing_is_set_once_torch_is_loaded(monkeypatch):
     assert apply_runtime_defaults(environ) == {} and environ == {}
 
 
-def test_the_cli_sets_the_wait_policy_before_any_command_and_keeps_the_users(torch_not_loaded, monkeypatch, capsys):
+def test_the_cli_sets_the_wait_policy_before_any_command_and_keeps_the_users(torch_not_loaded, monkeypatch):
     for name in threads.RUNTIME_DEFAULTS:
         monkeypatch.setenv(name, "placeholder")  # so that monkeypatch restores the real state afterwards
         monkeypatch.delenv(name)
@@ -135,19 +134,29 @@ def test_busy_means_load_of_at_least_one_core_or_half_the_cpus():
     assert busy_warning(20.0, 64) is None and busy_warning(40.0, 64) is not None
 
 
-def test_the_cli_warns_once_on_stderr_when_busy_and_not_for_listing_commands(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli, "load_average_1min", lambda: 3.5)
-    monkeypatch.setattr(cli, "usable_cpus", lambda: 2)
-    # a run that stops at its first check still starts up: the warning comes before any work
-    code = cli.main(["audit-data", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"), "--workers", "0"])
-    assert code == 2
+def _tiny_chat(path: Path) -> Path:
+    rows = [{"messages": [{"role": "user", "content": f"Where is the nearest train station, please? {i}"}]}
+            for i in range(4)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_an_audit_warns_once_on_stderr_when_busy_but_a_user_error_stays_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(threads, "load_average_1min", lambda: 3.5)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    source = _tiny_chat(tmp_path / "chat.jsonl")
+    assert cli.main(["audit-data", str(source), "--output", str(tmp_path / "o"), "--quiet", "--no-map",
+                     "--no-countries"]) == 0
     err = capsys.readouterr().err.splitlines()
-    warnings = [line for line in err if "machine is busy" in line]
-    assert len(warnings) == 1 and "load average 3.5" in warnings[0] and "2 usable CPUs" in warnings[0]
-    assert cli.main(["tasks"]) == 0
-    assert "busy" not in capsys.readouterr().err
-    monkeypatch.setattr(cli, "load_average_1min", lambda: 0.2)
-    cli.main(["audit-data", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"), "--workers", "0"])
+    assert len(err) == 1 and "machine is busy" in err[0], err
+    assert "load average 3.5" in err[0] and "2 usable CPUs" in err[0]
+    # the warning comes after the fail-fast checks: a command that fails at once prints its error alone
+    assert cli.main(["audit-data", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("globalign: error:") and "missing.jsonl" in err[0], err
+    monkeypatch.setattr(threads, "load_average_1min", lambda: 0.2)
+    assert cli.main(["audit-data", str(source), "--output", str(tmp_path / "o"), "--quiet", "--no-map",
+                     "--no-countries"]) == 0
     assert "busy" not in capsys.readouterr().err
 
 
@@ -180,10 +189,7 @@ def test_the_audit_manifest_records_workers_cpus_and_load(tmp_path, monkeypatch)
     from globalign.audit.run import AuditOptions, audit
 
     monkeypatch.setattr(threads, "usable_cpus", lambda: 3)  # the default worker count follows it
-    source = tmp_path / "chat.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"Where is the nearest train station, please? {i}"}]}
-            for i in range(4)]
-    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    source = _tiny_chat(tmp_path / "chat.jsonl")
     audit(AuditOptions(str(source), tmp_path / "out", progress=False, world_map=False, countries=False))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["workers"] == 3

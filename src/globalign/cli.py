@@ -13,7 +13,7 @@ from typing import Any
 from globalign import __version__
 from globalign.errors import GlobalignError
 from globalign.tasks.base import PROMPT_FORMATS
-from globalign.threads import apply_runtime_defaults, busy_warning, load_average_1min, usable_cpus
+from globalign.threads import apply_runtime_defaults
 
 EXIT_USER_ERROR = 2
 
@@ -286,9 +286,6 @@ def cmd_audit_data(args: argparse.Namespace) -> int:
     return 0
 
 
-# Commands that compute for a while: their timings suffer when the machine is already busy.
-_WARN_WHEN_BUSY = ("run", "demo", "audit-data")
-
 COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
             "items": cmd_items}
 
@@ -297,8 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Before any command imports torch: the OpenMP runtime reads its wait policy once, when it loads.
     apply_runtime_defaults()
-    if args.command in _WARN_WHEN_BUSY and (warning := busy_warning(load_average_1min(), usable_cpus())):
-        print(warning, file=sys.stderr)
     try:
         if args.command in ("run", "demo", "models"):
             _quiet_libraries()

@@ -26,7 +26,7 @@ from globalign.store.output import check_output_dir, write_run_folder
 from globalign.store.request_cache import RequestCache
 from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskSettings
 from globalign.tasks.registry import make_task
-from globalign.threads import cpu_at_start, cpu_threads, threads_source
+from globalign.threads import cpu_at_start, cpu_threads, threads_source, warn_if_busy
 
 _VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "accelerate", "numpy", "scipy",
                        "huggingface_hub")
@@ -99,6 +99,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     _check_reward_models(config, tasks)
     # Find every model's files before loading any, so a typo in the last model fails in seconds.
     located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec) for spec in config.models]
+    warn_if_busy(cpu)
     cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
     records: dict[str, dict[str, list[SampleRecord]]] = {t.name: {} for t in tasks}
     infos: list[ModelInfo] = []

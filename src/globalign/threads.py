@@ -137,6 +137,13 @@ def busy_warning(load: float | None, cpus: int) -> str | None:
             f"CPUs): this run will be slower than on an idle one; see docs/engine.md to pin threads")
 
 
+def warn_if_busy(cpu: CpuAtStart) -> None:
+    """Print `busy_warning` on stderr. Runs call it once, after their fail-fast checks: a user error
+    stays the only line a failed command prints."""
+    if warning := busy_warning(cpu.load_average_1min, cpu.usable_cpus):
+        print(warning, file=sys.stderr)
+
+
 def _cgroup_folders(root: Path, proc_cgroup: Path) -> list[Path]:
     """This process's cgroup folders for the CPU controller (v2 unified, or v1 cpu), with their
     visible ancestors up to the mount root. Inside a container the path may not exist: the root stays."""

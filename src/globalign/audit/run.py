@@ -41,7 +41,7 @@ from globalign.audit.tables import (
 )
 from globalign.errors import ConfigError, DataError, GlobalignError
 from globalign.store.output import swap_into_place, write_rows
-from globalign.threads import cpu_at_start
+from globalign.threads import cpu_at_start, warn_if_busy
 
 MANIFEST = "manifest.json"
 PROGRESS_VERSION = 1
@@ -170,6 +170,7 @@ def audit(options: AuditOptions) -> AuditResult:
     check_audit_output(options.output)
     files, jobs, formats = _plan(options)
     workers = options.workers or cpu.usable_cpus
+    warn_if_busy(cpu)
     progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
     planned = {job.shard.key for job in jobs}
     # saved units of this plan: whole shards, and chunks ("<shard key>@<n>") of files read in one piece
