@@ -21,6 +21,7 @@ from globalign.data.locate import resolve_data_dir
 from globalign.data.reward_probe import load_askreddit, load_where_from_countries
 from globalign.models.resolve import ModelSpec, load_model
 from globalign.requests import ScoreRequest
+from globalign.threads import apply_runtime_defaults
 
 
 def score_unsorted(model, request: ScoreRequest) -> list:
@@ -42,6 +43,7 @@ def score_unsorted(model, request: ScoreRequest) -> list:
 
 
 def main() -> None:
+    apply_runtime_defaults()  # globalign's thread policy, as the CLI has it: set before torch loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--questions", type=int, default=554, help="questions for the shared-prompt path")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from globalign.audit.labelled_corpus import labelled_texts
 from globalign.data.locate import resolve_data_dir
+from globalign.threads import usable_cpus
 
 MESSAGE_CHARS = 500
 
@@ -104,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--slice", type=int, default=40_000, help="messages for the pool-vs-one-process comparison")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=usable_cpus())
     parser.add_argument("--keep", type=Path, help="write the corpus here and keep it")
     args = parser.parse_args()
 

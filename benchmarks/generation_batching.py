@@ -17,9 +17,11 @@ from globalign.data.md3 import load_md3_items
 from globalign.models.resolve import ModelSpec, load_model
 from globalign.requests import GenerateRequest
 from globalign.tasks.md3 import MAX_NEW_TOKENS, build_prompt, stratified_sample
+from globalign.threads import apply_runtime_defaults
 
 
 def main() -> None:
+    apply_runtime_defaults()  # globalign's thread policy, as the CLI has it: set before torch loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=48)
     parser.add_argument("--model", default="smollm2-135m-instruct")

@@ -18,9 +18,11 @@ from globalign.data.locate import resolve_data_dir
 from globalign.models.resolve import ModelSpec, load_model
 from globalign.requests import ScoreRequest
 from globalign.tasks.global_opinions import build_prompt, candidates
+from globalign.threads import apply_runtime_defaults
 
 
 def main() -> None:
+    apply_runtime_defaults()  # globalign's thread policy, as the CLI has it: set before torch loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--model", default="smollm2-135m-instruct")

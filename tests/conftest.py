@@ -62,3 +62,12 @@ def private_cache(tmp_path, monkeypatch) -> Path:
         os.symlink(real / name, private / name)
     monkeypatch.setenv(CACHE_DIR_ENV, str(private))
     return private
+
+
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch):
+    """Runs and audits warn on stderr when the machine is busy at start-up; what a test reads on stderr
+    must not depend on how busy the machine running the tests is (tests of the warning patch it back)."""
+    from globalign import threads
+
+    monkeypatch.setattr(threads, "load_average_1min", lambda: 0.0)

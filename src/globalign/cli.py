@@ -15,6 +15,7 @@ from globalign import __version__
 from globalign.errors import GlobalignError
 from globalign.tasks.base import PROMPT_FORMATS
 from globalign.text_safety import one_line
+from globalign.threads import apply_runtime_defaults
 
 EXIT_USER_ERROR = 2
 
@@ -51,7 +52,8 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="evaluation data (default: $GLOBALIGN_DATA_DIR, ../shared/data)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="model dtype (default float32)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="candidates or prompts per forward pass")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads (default: $OMP_NUM_THREADS, else the CPUs this process may use)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the checkpoint (off by default)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
     parser.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
@@ -159,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(docs/audit.md)")
     audit.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local process pool (default) or Ray Data (a cluster with --ray-address, else local Ray)")
-    audit.add_argument("--workers", type=int, metavar="N", help="processes (local) or CPUs for local Ray (default: all cores)")
+    audit.add_argument("--workers", type=int, metavar="N", help="processes (local) or CPUs for local Ray (default: the CPUs this process may use)")
     audit.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join, e.g. auto or ray://head:10001")
     audit.add_argument("--rows-per-shard", type=int, default=2000, metavar="N",
                        help="records per unit of work and of resume (JSONL, Parquet row groups; default 2000)")
@@ -368,6 +370,8 @@ COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "mod
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Before any command imports torch: the OpenMP runtime reads its wait policy once, when it loads.
+    apply_runtime_defaults()
     try:
         if args.command in ("run", "demo", "models"):
             _quiet_libraries()

@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +27,7 @@ from globalign.store.request_cache import RequestCache
 from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskDeclaration, TaskSettings
 from globalign.tasks.declarations import DECLARATIONS, declaration
 from globalign.tasks.registry import make_task
+from globalign.threads import cpu_at_start, cpu_threads, threads_source, warn_if_busy
 
 _VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "accelerate", "numpy", "scipy",
                        "huggingface_hub")
@@ -122,6 +123,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         extra_files: Callable[[Sequence[MetricRow], Path], None] | None = None) -> RunSummary:
     """`extra_files(metrics, folder)` may add files to the run folder before it is swapped into place."""
     started = time.perf_counter()
+    cpu = cpu_at_start()
     data_dir, tasks, reward_notes = build_tasks(config)
     # The request cache is checked (a damaged file is one line) before any model is converted or loaded.
     cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
@@ -133,6 +135,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         # Find every model's files before loading any, so a typo in the last model fails in seconds.
         located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec)
                    for spec in config.models]
+        warn_if_busy(cpu)  # after the fail-fast checks, so that a user error stays one line
         for model_files in located:
             spec = model_files if isinstance(model_files, ModelSpec) else model_files.spec
             name = spec.name
@@ -186,6 +189,9 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "packages": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.machine()},
+        "cpu": {**asdict(cpu), "threads": {spec.name: {"count": cpu_threads(spec.threads),
+                                                       "from": threads_source(spec.threads)}
+                                           for spec in config.models}},
     }
     samples = (r for task in tasks for model_records in records[task.name].values() for r in model_records)
     add = (lambda work: extra_files(metrics, work)) if extra_files else None

@@ -1,4 +1,4 @@
-"""Where the shards are counted: in this process, in a local process pool over all cores, or on a
+"""Where the shards are counted: in this process, in a local process pool over the usable CPUs, or on a
 Ray cluster (Ray Data). Every engine calls analyse.audit_shard on each job and hands back
 (shard key, counts) as shards finish, in any order; tallies add up the same in every order."""
 
@@ -25,10 +25,6 @@ from globalign.errors import DataError, GlobalignError
 
 ENGINES = ("local", "ray")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _warm_up(job: ShardJob) -> None:

@@ -24,7 +24,7 @@ from globalign import __version__
 from globalign.audit.analyse import ShardJob
 from globalign.audit.bounded_json import MAX_NESTING
 from globalign.audit.counts import AuditCounts
-from globalign.audit.engines import ENGINES, default_workers, run_local, run_ray
+from globalign.audit.engines import ENGINES, run_local, run_ray
 from globalign.audit.formats import FieldNames, detect_format
 from globalign.audit.gazetteer import gazetteer_version
 from globalign.audit.langid import MAX_CHARS, identifier_versions
@@ -42,6 +42,7 @@ from globalign.audit.tables import (
 )
 from globalign.errors import ConfigError, DataError, GlobalignError, first_line
 from globalign.store.output import AUDIT_FOLDER, check_output_dir, write_folder, write_rows
+from globalign.threads import cpu_at_start, warn_if_busy
 
 PROGRESS_VERSION = 2  # 2: counts carry truncated_messages
 
@@ -52,7 +53,7 @@ class AuditOptions:
     output: Path
     fields: FieldNames = field(default_factory=FieldNames)
     engine: str = "local"
-    workers: int | None = None  # default: every core this process may use
+    workers: int | None = None  # default: the usable CPUs (affinity mask, cgroup quota)
     ray_address: str | None = None
     rows_per_shard: int = 2000
     countries: bool = True
@@ -193,7 +194,7 @@ def _count(options: AuditOptions, jobs: list[ShardJob], workers: int,
     try:
         if options.engine == "ray":
             todo = [job for job in jobs if job.shard.key not in progress.done]
-            results = run_ray(todo, address=options.ray_address, workers=options.workers)
+            results = run_ray(todo, address=options.ray_address, workers=workers)
         else:
             results = run_local(jobs, workers, done=set(resumed), chunk_rows=options.rows_per_shard)
         # Records are known up front when every file is JSONL split by lines (a Parquet shard's range
@@ -220,9 +221,11 @@ def audit(options: AuditOptions) -> AuditResult:
     if options.rows_per_shard < 1:
         raise ConfigError(f"--rows-per-shard must be at least 1, got {options.rows_per_shard}")
     started = time.perf_counter()
+    cpu = cpu_at_start()
     check_audit_output(options.output)
     files, jobs, formats, skipped = _plan(options)
-    workers = options.workers or default_workers()
+    workers = options.workers or cpu.usable_cpus
+    warn_if_busy(cpu)
     progress = _Progress(_progress_dir(options.output), _fingerprint(options, files), options.restart)
     try:
         total, resumed, new_messages, counting_seconds = _count(options, jobs, workers, progress)
@@ -240,7 +243,7 @@ def audit(options: AuditOptions) -> AuditResult:
                    "records": sum(n for (path, _), n in total.formats.items() if path == str(p))} for p in files],
         "fields": asdict(options.fields),
         "engine": options.engine,
-        "workers": workers if options.engine == "local" else options.workers,
+        "workers": None if options.engine == "ray" and options.ray_address else workers,  # a cluster sizes itself
         "ray_address": options.ray_address,
         "shards": {"total": len(jobs), "resumed": len(resumed), "rows_per_shard": options.rows_per_shard},
         "records": total.records,
@@ -261,7 +264,8 @@ def audit(options: AuditOptions) -> AuditResult:
         "seconds": {"total": round(time.perf_counter() - started, 3), "counting": round(counting_seconds, 3)},
         "messages_per_second": round(new_messages / counting_seconds, 1) if counting_seconds > 0 and new_messages else None,
         "peak_rss_mb": _peak_rss_mb(),
-        "machine": {"platform": platform.platform(), "cpus": default_workers()},
+        "machine": {"platform": platform.platform(), "cpus": cpu.usable_cpus},
+        "cpu": asdict(cpu),
     }
     summary = summary_lines(total) + _limit_lines(total, skipped)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from globalign.models.checks import load_failure
 from globalign.models.fingerprint import combine
 from globalign.models.tokenization import SplitCandidate, split_candidates
 from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
+from globalign.threads import cpu_threads
 
 # Bumped whenever scoring code changes in a way that could change a number: it is part of the
 # fingerprint, so cached answers from older code are never reused.
@@ -63,7 +63,7 @@ class TransformersModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads(threads))
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         # Padded prompt tokens per generation batch: long prompts (a TyDi QA passage in Telugu is

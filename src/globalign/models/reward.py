@@ -20,7 +20,6 @@ kept) to `max_length` tokens. The judge reads the question and the response sepa
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from globalign.models.hf import _token_budget_batches, _torch_dtype, tokenizer_a
 from globalign.models.packaged import PACKAGED_MODELS
 from globalign.models.resolve import ModelSpec, load_model
 from globalign.requests import ScoreRequest, content_hash
+from globalign.threads import cpu_threads
 
 if TYPE_CHECKING:
     from globalign.engine.runner import Engine
@@ -251,7 +251,7 @@ class SequenceClassificationReward(_TokenizedReward):
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads(threads))
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
@@ -303,7 +303,7 @@ class ValueHeadReward(_TokenizedReward):
         from accelerate import init_empty_weights
         from transformers import AutoConfig, AutoModel
 
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads(threads))
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = _torch_dtype(dtype)
         try:
