@@ -34,6 +34,7 @@ VOLATILE_MANIFEST_FIELDS = (
     ("peak_rss_mb",),
     ("messages_per_second",),
     ("shards", "resumed"),
+    ("cpu", "load_average_1min"),  # how busy the machine was at start-up
 )
 
 

@@ -358,7 +358,7 @@ def test_a_failed_write_keeps_the_finished_counts_and_the_rerun_only_writes(tmp_
 
     with monkeypatch.context() as patch:
         patch.setattr(run, "write_rows", disk_full)
-        with pytest.raises(GlobalignError, match=r"No space left on device; the counts are saved in .*\.out\."
+        with pytest.raises(GlobalignError, match=r"No space left on device\); nothing was written; the counts are saved in .*\.out\."
                                                  r"audit-progress: rerun the same command"):
             audit(options)
     assert _siblings(tmp_path / "out") == {"data.jsonl", ".out.audit-progress"}  # no .out.partial-*
