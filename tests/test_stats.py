@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import binomtest, permutation_test
 
 from globalign.stats import Estimate, holm, mcnemar, mean_ci, paired_difference
-from globalign.stats.paired import EXACT_MAX_N
+from globalign.stats.paired import EXACT_MAX_N, PERMUTATION_TEST, PairedComparison, sign_flip_p
 
 
 def _mean_diff(x, y, axis):
@@ -169,6 +169,65 @@ def test_no_pairs_gives_nan():
 def test_length_mismatch_raises():
     with pytest.raises(ValueError, match="same items"):
         paired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def _count_sign_flips(d, signs):
+    """Reference count, one pattern at a time: patterns whose |mean| reaches |mean(d)| (1e-12 slack)."""
+    threshold = abs(sum(d) / len(d)) - 1e-12 * max(1.0, max(abs(x) for x in d))
+    return sum(abs(sum(s * x for s, x in zip(row, d)) / len(d)) >= threshold for row in signs)
+
+
+def test_monte_carlo_p_is_one_plus_the_hits_over_one_plus_n_perm():
+    # 20 pairs: Monte Carlo. Each random pattern is a row of 0/1 draws from the generator mapped to -1/+1;
+    # the count below is done pattern by pattern, apart from the code.
+    d = np.random.default_rng(12).normal(0.35, 1.0, size=20)
+    p, exact = sign_flip_p(d, n_perm=400, rng=np.random.default_rng(9))
+    signs = np.random.default_rng(9).integers(0, 2, size=(400, 20), dtype=np.int8).astype(int) * 2 - 1
+    hits = _count_sign_flips(d.tolist(), signs.tolist())
+    assert 5 < hits < 395  # a count that is neither none nor all
+    assert (p, exact) == ((1 + hits) / 401, False)
+
+
+def test_monte_carlo_p_counts_every_block():
+    # 2^15 pairs -> blocks of 2^20 / 2^15 = 32 patterns: 70 patterns take blocks of 32, 32 and 6.
+    n = 1 << 15
+    d = np.zeros(n)
+    d[0] = 1.0  # every sign pattern has |mean| = 1/n = the observed one: all 70 patterns count
+    assert sign_flip_p(d, n_perm=70, rng=np.random.default_rng(0)) == (1.0, False)
+    d = np.random.default_rng(3).normal(0.004, 1.0, size=n)
+    p, _ = sign_flip_p(d, n_perm=70, rng=np.random.default_rng(4))
+    signs = np.random.default_rng(4).integers(0, 2, size=(70, n), dtype=np.int8).astype(np.float64) * 2 - 1
+    hits = int(np.count_nonzero(np.abs(signs @ d) / n >= abs(d.mean()) - 1e-12 * np.abs(d).max()))
+    assert 3 < hits < 67
+    assert p == (1 + hits) / 71
+
+
+def test_monte_carlo_needs_at_least_one_pattern():
+    d = np.arange(1.0, EXACT_MAX_N + 2)
+    with pytest.raises(ValueError, match="n_perm must be at least 1, got 0"):
+        sign_flip_p(d, n_perm=0, rng=np.random.default_rng(0))
+    # One pattern: p = (1 + hit) / 2, and a pattern rarely reaches the all-positive mean.
+    assert sign_flip_p(d, n_perm=1, rng=np.random.default_rng(0)) == (0.5, False)
+    # The exact path never draws, so n_perm is not checked there.
+    assert sign_flip_p(d[:EXACT_MAX_N], n_perm=0, rng=np.random.default_rng(0))[1] is True
+
+
+def test_paired_difference_defaults_are_10000_draws_95_percent_seed_0():
+    rng = np.random.default_rng(13)
+    a, b = rng.random(40), rng.random(40) + 0.05
+    default = paired_difference(a, b)
+    assert default == paired_difference(a, b, n_boot=10_000, n_perm=10_000, confidence=0.95, seed=0)
+    assert default.test == f"{PERMUTATION_TEST} (Monte Carlo, 10000)"
+    assert default != paired_difference(a, b, seed=1)
+    assert default.p_value != paired_difference(a, b, n_perm=10_001).p_value
+
+
+def test_no_pairs_and_no_differences_are_labelled_with_the_test():
+    res = paired_difference([np.nan, 1.0], [1.0, np.nan])
+    assert all(math.isnan(x) for x in (res.delta, res.ci_low, res.ci_high, res.p_value))
+    assert (res.n, res.test) == (0, PERMUTATION_TEST)
+    res = paired_difference([0.3, 0.7], [0.3, 0.7])
+    assert res == PairedComparison(0.0, 0.0, 0.0, 1.0, 2, PERMUTATION_TEST)
 
 
 # ---------------------------------------------------------------- mcnemar
