@@ -495,10 +495,13 @@ def test_gap_change_p_counts_every_block_of_patterns():
 
 
 def test_gap_change_of_models_constant_within_each_group():
-    # Every group constant for each model: no draws, the interval is the value (1 - 0) - (0 - 0) = 1.
-    res = gap_change({"h": [0.0, 0.0], "l": [0.0, 0.0]}, {"h": [1.0, 1.0], "l": [0.0, 0.0]}, gap=("h", "l"),
+    # Every group constant for each model: no draws, the interval is the value (0.2 - 0) - (0.1 - 0) = 0.1
+    # (resampled means of three 0.1s or 0.2s would be 1 ulp off it).
+    res = gap_change({"h": [0.1] * 3, "l": [0.0, 0.0]}, {"h": [0.2] * 3, "l": [0.0, 0.0]}, gap=("h", "l"),
                      n_boot=50, n_perm=50)
-    assert (res.delta, res.ci_low, res.ci_high, res.n) == (1.0, 1.0, 1.0, 4)
+    assert (res.delta, res.ci_low, res.ci_high, res.n) == (0.1, 0.1, 0.1, 5)
+    with pytest.raises(ValueError, match="^n_boot must be at least 1, got 0$"):
+        gap_change({"h": [0.1], "l": [0.0]}, {"h": [0.2], "l": [0.0]}, n_boot=0)
 
 
 def test_gap_change_degenerate_results_name_the_test():

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import binomtest, permutation_test
 
 from globalign.stats import Estimate, holm, mcnemar, mean_ci, paired_difference
+from globalign.stats.intervals import as_vector, rows_per_chunk
 from globalign.stats.paired import EXACT_MAX_N, PERMUTATION_TEST, PairedComparison, sign_flip_p
 
 
@@ -68,6 +69,13 @@ def test_single_value_has_a_degenerate_interval():
     assert mean_ci([np.nan, 4.5]) == Estimate(4.5, 4.5, 4.5, 1)
 
 
+def test_mean_ci_defaults_are_10000_resamples_95_percent_seed_0():
+    values = np.random.default_rng(14).random(25)
+    assert mean_ci(values) == mean_ci(values, n_boot=10_000, confidence=0.95, seed=0)
+    assert mean_ci(values) != mean_ci(values, seed=1)
+    assert mean_ci(values) != mean_ci(values, n_boot=10_001)
+
+
 def test_wider_confidence_gives_a_wider_interval():
     values = np.random.default_rng(1).normal(size=80)
     narrow, wide = mean_ci(values, confidence=0.8), mean_ci(values, confidence=0.99)
@@ -84,6 +92,66 @@ def test_bootstrap_memory_stays_bounded_for_many_items():
     finally:
         tracemalloc.stop()
     assert peak < 40 * 2**20
+
+
+def _linear_quantile(ordered, q):
+    """numpy's default quantile: interpolate between the order statistics around q * (len - 1)."""
+    pos = q * (len(ordered) - 1)
+    k = int(pos)
+    return ordered[k] + (pos - k) * (ordered[min(k + 1, len(ordered) - 1)] - ordered[k])
+
+
+def test_interval_is_the_quantiles_of_the_documented_draws_in_every_block():
+    # The draws: resample r is row r of rng.integers(0, n, size=(n_boot, n)); blocks of 2^20 / n rows give
+    # the same rows (64-bit integers are drawn one at a time). 2^17 items -> blocks of 8: 20 resamples
+    # take blocks of 8, 8 and 4. The quantiles are taken apart from the code: numpy's default
+    # (linear) method by hand.
+    for n, n_boot in ((9, 11), (1 << 17, 20)):
+        values = np.random.default_rng(n).random(n)
+        idx = np.random.default_rng(3).integers(0, n, size=(n_boot, n))
+        means = sorted(values[row].sum() / n for row in idx)
+        est = mean_ci(values, n_boot=n_boot, confidence=0.9, seed=3)
+        assert est.ci_low == pytest.approx(_linear_quantile(means, 0.05), abs=1e-12)
+        assert est.ci_high == pytest.approx(_linear_quantile(means, 0.95), abs=1e-12)
+
+
+def test_two_items_interval_by_enumeration():
+    # Resample means of [0, 1]: 0 (p 1/4), 0.5 (1/2), 1 (1/4). 40%: quantiles 0.3 and 0.7 -> 0.5 both;
+    # 60%: 0.2 and 0.8 -> 0 and 1.
+    assert mean_ci([0.0, 1.0], n_boot=20_000, confidence=0.4, seed=1) == Estimate(0.5, 0.5, 0.5, 2)
+    assert mean_ci([0.0, 1.0], n_boot=20_000, confidence=0.6, seed=1) == Estimate(0.5, 0.0, 1.0, 2)
+    # A single resample: the interval is that resample's mean, one of the three.
+    one = mean_ci([0.0, 1.0], n_boot=1, seed=1)
+    assert one.ci_low == one.ci_high and one.ci_low in (0.0, 0.5, 1.0)
+
+
+def test_interval_is_clipped_to_the_range_of_the_values():
+    # Resample means of near-constant values round 1 ulp outside [min, max] (found by computing them):
+    # both quantiles of six 0.9s and one 0.9 - 1 ulp compute as 0.9000000000000001 > max; of ten 1.1s
+    # and one 1.1 + 1 ulp as 1.0999999999999999 < min; five 0.1s and one 0.1 + 1 ulp reach
+    # 0.09999999999999999 < min. The promise: the interval lies within [min, max].
+    est = mean_ci([0.9] * 6 + [float(np.nextafter(0.9, 0.0))], n_boot=200)
+    assert (est.ci_low, est.ci_high) == (0.9, 0.9)
+    est = mean_ci([1.1] * 10 + [float(np.nextafter(1.1, 2.0))], n_boot=200)
+    assert (est.ci_low, est.ci_high) == (1.1, 1.1)
+    assert mean_ci([0.1] * 5 + [float(np.nextafter(0.1, 1.0))], n_boot=200).ci_low == 0.1
+
+
+def test_helpers_by_hand():
+    assert as_vector([1, 2]).dtype == np.float64 and as_vector([True]).tolist() == [1.0]
+    assert paired_difference([True, False, False], [True, True, False]).delta == pytest.approx(1 / 3)
+    assert rows_per_chunk(1) == rows_per_chunk(0) == 1 << 20
+    assert rows_per_chunk(3) == (1 << 20) // 3
+    assert rows_per_chunk((1 << 20) + 1) == 1
+
+
+def test_bad_arguments_are_named_in_the_message():
+    with pytest.raises(ValueError, match=r"^confidence must lie strictly between 0 and 1, got 0.0$"):
+        mean_ci([1.0, 2.0], confidence=0.0)
+    with pytest.raises(ValueError, match=r"^n_boot must be at least 1, got 0$"):
+        mean_ci([1.0, 2.0], n_boot=0)
+    with pytest.raises(ValueError, match=r"^values must be one-dimensional, got shape \(1, 2\)$"):
+        mean_ci([[1.0, 2.0]])
 
 
 def test_bad_arguments_are_rejected():
