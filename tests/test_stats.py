@@ -366,8 +366,10 @@ def test_holm_passes_nan_through_and_does_not_count_it():
 
 
 def test_holm_rejects_values_outside_unit_interval():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^p-values must lie in \[0, 1\]$"):
         holm([0.5, 1.5])
+    with pytest.raises(ValueError, match=r"^p_values must be one-dimensional, got shape \(1, 2\)$"):
+        holm([[0.5, 0.1]])
 
 
 def test_holm_edge_families_by_hand():
