@@ -201,3 +201,37 @@ def test_askreddit_ranks_the_181_country_set_and_adds_gallup_and_the_matrix(data
                    values=rng.normal(size=(2, len(subset))))
     kept = [c for c in ranking if c in set(subset)]
     assert [r.group for r in _rows(preference_metrics({"rm": samples(small)}, settings), "mean_rank")] == kept
+
+
+def test_intervals_use_the_runs_resamples_and_seed():
+    # On 40 random questions and 15 countries the intervals depend on n_boot and the seed (checked
+    # below), so each must be the ranks function's with the run's settings. Ranks by double argsort
+    # (no ties in normal draws), apart from question_ranks.
+    rng = np.random.default_rng(5)
+    countries = tuple(f"c{i}" for i in range(15))
+    ids = tuple(f"q{i}" for i in range(40))
+    positive = tuple(bool(x) for x in rng.integers(0, 2, 40))
+    a = _probe(values=rng.normal(size=(40, 15)), countries=countries, ids=ids, positive=positive, model="a")
+    b = _probe(values=rng.normal(size=(40, 15)), countries=countries, ids=ids, positive=positive, model="b")
+    stats = StatsSettings(n_boot=400, seed=3)
+    ranks_a = np.array([np.argsort(np.argsort(-s if p else s)) + 1.0 for s, p in zip(a.values, positive)])
+    ranks_b = np.array([np.argsort(np.argsort(-s if p else s)) + 1.0 for s, p in zip(b.values, positive)])
+    columns = [1, 12, 7, 10, 14, 4, 5, 8, 0, 9, 2, 13, 11, 6, 3]
+
+    def cis(result):
+        return result.ci_low, result.ci_high
+
+    gallup = gallup_comparisons(a, list(countries), {"g": [countries[c] for c in columns]}, stats)[0]
+    want = cis(order_spearman(ranks_a, columns, n_boot=400, seed=3))
+    assert cis(gallup) == want
+    assert cis(order_spearman(ranks_a, columns, n_boot=400, seed=4)) != want
+    assert cis(order_spearman(ranks_a, columns, n_boot=10_000, seed=3)) != want
+    assert cis(order_spearman(ranks_a, columns, n_boot=400, seed=0)) != want
+    pair = model_matrix([a, b], list(countries), stats)[0]
+    want = cis(pair_spearman(ranks_a, ranks_b, n_boot=400, seed=3))
+    assert cis(pair) == want
+    assert cis(pair_spearman(ranks_a, ranks_b, n_boot=400, seed=4)) != want
+    assert cis(pair_spearman(ranks_a, ranks_b, n_boot=10_000, seed=3)) != want
+    rows = probe_metrics(a, list(countries), "c0", stats)
+    assert _rows(rows, "mean_rank") == _expected_rows("a", "mean_rank", countries, ranks_a, stats)
+    assert _rows(rows, "mean_rank") != _expected_rows("a", "mean_rank", countries, ranks_a, StatsSettings(400, seed=4))

@@ -8,6 +8,8 @@ when it lies between the others. The expected numbers below come from that enume
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -177,3 +179,16 @@ def test_pair_spearman_defaults_and_bad_inputs():
         pair_spearman(a, b[:, :3])
     with pytest.raises(ValueError, match="confidence"):
         pair_spearman(a, b, confidence=1.5)
+
+
+def test_constant_resamples_give_no_numpy_warning():
+    # Resamples whose mean ranks are all tied make 0 / 0 correlations: left out quietly (NaN), as for
+    # order_spearman. Rows: A (1, 2) and (2, 1) average to a tie; B likewise.
+    a = np.array([[1.0, 2.0], [2.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.filterwarnings("ignore", "An input array is constant")  # scipy's, on the observed rho
+        pair = pair_spearman(a, a[:, ::-1].copy(), n_boot=200, seed=0)
+        order = order_spearman(a, [0, 1], n_boot=200, seed=0)
+    assert (pair.ci_low, pair.ci_high) == (-1.0, -1.0)
+    assert (order.ci_low, order.ci_high) == (-1.0, 1.0)
