@@ -235,3 +235,30 @@ def test_intervals_use_the_runs_resamples_and_seed():
     rows = probe_metrics(a, list(countries), "c0", stats)
     assert _rows(rows, "mean_rank") == _expected_rows("a", "mean_rank", countries, ranks_a, stats)
     assert _rows(rows, "mean_rank") != _expected_rows("a", "mean_rank", countries, ranks_a, StatsSettings(400, seed=4))
+
+
+def test_a_tie_with_the_reference_is_not_a_win():
+    # One positive question, A and US tied: ranks A 1.5, US 1.5, C 3 -> neither A nor C is ahead of US.
+    probe = _probe(values=[[2.0, 2.0, 1.0]], ids=("q1",), positive=(True,))
+    rows = probe_metrics(probe, list(COUNTRIES), US, STATS)
+    assert [(r.group, r.value) for r in _rows(rows, "win_rate_positive")] == [("A", 0.0), ("C", 0.0)]
+
+
+def test_mean_values_and_win_rates_use_the_runs_resamples_and_seed():
+    rng = np.random.default_rng(8)
+    countries = (US, *(f"c{i}" for i in range(5)))
+    positive = (True, False) * 30
+    probe = _probe(values=rng.normal(size=(60, 6)), countries=countries, ids=tuple(map(str, range(60))),
+                   positive=positive)
+    stats = StatsSettings(n_boot=400, seed=3)
+    rows = probe_metrics(probe, list(countries), US, stats)
+    ranks = np.array([np.argsort(np.argsort(-s if p else s)) + 1.0 for s, p in zip(probe.values, positive)])
+    ahead = ranks[:, 1:] < ranks[:, :1]
+    for settings, same in ((stats, True), (StatsSettings(400, seed=4), False), (StatsSettings(10_000, seed=3), False)):
+        want = {
+            "reward": _expected_rows("rm", "reward", countries, probe.values, settings),
+            "win_rate_positive": _expected_rows("rm", "win_rate_positive", countries[1:], ahead[0::2], settings),
+            "win_rate_negative": _expected_rows("rm", "win_rate_negative", countries[1:], ahead[1::2], settings),
+        }
+        for metric, expected in want.items():
+            assert (_rows(rows, metric) == expected) is same, (metric, settings)
