@@ -11,7 +11,7 @@ from scipy.stats import binomtest, permutation_test
 
 from globalign.stats import Estimate, holm, mcnemar, mean_ci, paired_difference
 from globalign.stats.intervals import as_vector, rows_per_chunk
-from globalign.stats.paired import EXACT_MAX_N, PERMUTATION_TEST, PairedComparison, sign_flip_p
+from globalign.stats.paired import EXACT_MAX_N, MCNEMAR_TEST, PERMUTATION_TEST, PairedComparison, sign_flip_p
 
 
 def _mean_diff(x, y, axis):
@@ -320,8 +320,29 @@ def test_mcnemar_accepts_booleans_and_drops_nan_pairs():
 
 
 def test_mcnemar_rejects_non_binary_values():
-    with pytest.raises(ValueError, match="binary"):
+    with pytest.raises(ValueError, match="^mcnemar needs binary outcomes: every non-NaN value must be 0 or 1$"):
         mcnemar([0, 1, 2], [0, 1, 1])
+
+
+def test_mcnemar_degenerate_results_defaults_and_interval():
+    res = mcnemar([np.nan, 1.0], [1.0, np.nan])
+    assert all(math.isnan(x) for x in (res.delta, res.ci_low, res.ci_high, res.p_value))
+    assert (res.n, res.test) == (0, MCNEMAR_TEST)
+    assert mcnemar([1, 0, 1], [1, 0, 1]) == PairedComparison(0.0, 0.0, 0.0, 1.0, 3, MCNEMAR_TEST)
+    rng = np.random.default_rng(18)  # data on which seed 1 and 10,001 resamples move the interval
+    a, b = (rng.random(2001) < 0.5).astype(float), (rng.random(2001) < 0.6).astype(float)  # fine steps of 1/2001
+    assert mcnemar(a, b) == mcnemar(a, b, n_boot=10_000, confidence=0.95, seed=0)
+    assert mcnemar(a, b) != mcnemar(a, b, seed=1) and mcnemar(a, b) != mcnemar(a, b, n_boot=10_001)
+    # The interval is the bootstrap of the differences, drawn as mean_ci draws them.
+    est, res = mean_ci(b - a, seed=5), mcnemar(a, b, seed=5)
+    assert (res.ci_low, res.ci_high) == (est.ci_low, est.ci_high)
+
+
+def test_paired_inputs_are_named_in_shape_errors():
+    with pytest.raises(ValueError, match=r"^a must be one-dimensional, got shape \(1, 1\)$"):
+        paired_difference([[1.0]], [1.0])
+    with pytest.raises(ValueError, match=r"^b must be one-dimensional, got shape \(1, 1\)$"):
+        mcnemar([1.0], [[1.0]])
 
 
 # ---------------------------------------------------------------- holm
