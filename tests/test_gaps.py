@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from globalign.stats import Estimate, RangeGap, gap_change, group_gap, range_gap
+from globalign.stats.gaps import _label_swap_p, _pair_stat
 
 
 def _bernoulli(rng, p, n):
@@ -391,3 +392,127 @@ def test_gap_change_memory_stays_bounded_for_many_items():
     finally:
         tracemalloc.stop()
     assert peak < 64 * 2**20
+
+
+# ---------------------------------------------------------------- issue 15: survivors of the mutation run
+
+
+def test_group_gap_interval_is_clipped_to_the_promised_bounds():
+    # A mean of three copies of 0.1 computes as 0.10000000000000002 (0.30000000000000004 / 3), so every
+    # unclipped resample gap here sits 1 ulp beyond the promised bound max(high) - min(low) = 0.1 - 0 (and
+    # below min(high) - max(low) = 0 - 0.1 with the groups swapped); the [0, 1e-300] group only keeps the
+    # draws from being skipped as constant.
+    assert group_gap({"h": [0.1] * 3, "l": [0.0, 1e-300]}, "h", "l", n_boot=200) == Estimate(0.1, 0.1, 0.1, 5)
+    assert group_gap({"h": [0.0, 1e-300], "l": [0.1] * 3}, "h", "l", n_boot=200) == Estimate(-0.1, -0.1, -0.1, 5)
+
+
+def test_range_gap_interval_is_clipped_to_the_spread_of_the_scores():
+    # As above: a's resampled mean is 0.1 + 1 ulp, so the unclipped ranges exceed max - min of all
+    # scores, 0.1 - 0.02 = 0.08.
+    b = [0.02, float(np.nextafter(0.02, 1.0))]
+    res = range_gap({"a": [0.1] * 3, "b": b}, n_boot=200)
+    assert (res.best, res.worst, res.n) == ("a", "b", 5)
+    assert res.ci_high <= 0.1 - 0.02 and res.ci_low == res.ci_high == pytest.approx(0.08)
+
+
+def test_group_gap_with_a_single_high_item():
+    # One item in the high group is a group, not a missing one: 1 - mean(0, 1) = 0.5.
+    est = group_gap({"h": [1.0], "l": [0.0, 1.0]}, "h", "l", n_boot=2000)
+    assert (est.value, est.n) == (0.5, 3)
+    assert (est.ci_low, est.ci_high) == (0.0, 1.0)  # 1 - 1 and 1 - 0, each with probability 1/4
+    assert math.isnan(group_gap({"h": [np.nan], "l": [0.0, 1.0]}, "h", "l").value)
+
+
+def test_gap_functions_default_to_10000_resamples_95_percent_seed_0():
+    rng = np.random.default_rng(21)
+    groups = {"x": rng.random(12), "y": rng.random(9), "z": rng.random(7)}
+    assert group_gap(groups, "x", "y") == group_gap(groups, "x", "y", n_boot=10_000, confidence=0.95, seed=0)
+    assert group_gap(groups, "x", "y") != group_gap(groups, "x", "y", seed=1)
+    assert range_gap(groups) == range_gap(groups, n_boot=10_000, confidence=0.95, seed=0)
+    assert range_gap(groups) != range_gap(groups, seed=1)
+    assert range_gap(groups) != range_gap(groups, n_boot=10_001)
+    b = {g: v + rng.normal(0, 0.2, v.size) for g, v in groups.items()}
+    assert gap_change(groups, b) == gap_change(groups, b, gap=None, n_boot=10_000, n_perm=10_000, confidence=0.95,
+                                               seed=0)
+    assert gap_change(groups, b).test == "paired label-swap permutation (Monte Carlo, 10000)"
+
+
+def test_non_vector_scores_are_named_in_the_error():
+    with pytest.raises(ValueError, match=r"^values_by_group\['a'\] must be one-dimensional, got shape \(1, 1\)$"):
+        group_gap({"a": [[1.0]], "b": [0.0]}, "a", "b")
+    with pytest.raises(ValueError, match=r"^values_by_group\['b'\] must be one-dimensional"):
+        group_gap({"a": [1.0], "b": [[0.0]]}, "a", "b")
+    with pytest.raises(ValueError, match=r"^values_by_group\['b'\] must be one-dimensional"):
+        range_gap({"a": [1.0], "b": [[0.0]]})
+    with pytest.raises(ValueError, match=r"^a_by_group\['b'\] must be one-dimensional"):
+        gap_change({"a": [1.0], "b": [[0.0]]}, {"a": [1.0], "b": [0.0]})
+    with pytest.raises(ValueError, match=r"^b_by_group\['a'\] must be one-dimensional"):
+        gap_change({"a": [1.0], "b": [0.0]}, {"a": [[1.0]], "b": [0.0]})
+
+
+@pytest.mark.parametrize("gap", [("h", "l"), None])
+def test_gap_change_p_is_the_documented_label_swap_count(gap):
+    # The permutation stream is the child of SeedSequence(seed) (the bootstrap's is default_rng(seed));
+    # pattern r swaps the items whose 0/1 draw in row r is 1, in the group order (high, low), or sorted
+    # names for the range. The statistic of each pattern is recomputed from swapped arrays (_swap_stat).
+    rng = np.random.default_rng(8)
+    names = ["h", "l"] if gap else ["h", "l", "m"]
+    a = {g: rng.random(5 + k) for k, g in enumerate(names)}
+    b = {g: a[g] + rng.normal(0.1 * k, 0.3, a[g].size) for k, g in enumerate(names)}
+    stat = _pair if gap else _range
+    res = gap_change(a, b, gap=gap, n_boot=10, n_perm=300, seed=4)
+    a_groups, b_groups = [a[g] for g in names], [b[g] for g in names]
+    observed = _swap_stat(a_groups, b_groups, [np.zeros(x.size) for x in a_groups], stat)
+    tolerance = 1e-12 * max(1.0, max(np.abs(x).max() for x in a_groups + b_groups))
+    perm = np.random.default_rng(np.random.SeedSequence(4).spawn(1)[0])
+    draws = perm.integers(0, 2, size=(300, sum(x.size for x in a_groups)), dtype=np.int8)
+    bounds = np.cumsum([0, *(x.size for x in a_groups)])
+    hits = 0
+    for row in draws:
+        swaps = [row[bounds[k] : bounds[k + 1]] for k in range(len(names))]
+        hits += abs(_swap_stat(a_groups, b_groups, swaps, stat)) >= abs(observed) - tolerance
+    assert 10 < hits < 290
+    assert res.delta == pytest.approx(observed)
+    assert res.p_value == (1 + hits) / 301
+
+
+def test_gap_change_accepts_a_single_permutation():
+    a, b = {"h": [0.0, 1.0], "l": [0.5, 0.5]}, {"h": [1.0, 1.0], "l": [0.0, 0.5]}
+    assert gap_change(a, b, gap=("h", "l"), n_boot=10, n_perm=1).p_value in (0.5, 1.0)
+    with pytest.raises(ValueError, match="^n_perm must be at least 1, got 0$"):
+        gap_change(a, b, gap=("h", "l"), n_perm=0)
+
+
+def test_gap_change_p_counts_every_block_of_patterns():
+    # 2^15 items -> blocks of 2^20 / 2^15 = 32 patterns: 70 patterns take blocks of 32, 32 and 6. Only
+    # one item differs between A and B, so every pattern's |statistic| equals the observed one: p = 71/71.
+    n = 1 << 14
+    a = {"h": np.zeros(n), "l": np.zeros(n)}
+    b = {"h": np.zeros(n), "l": np.zeros(n)}
+    b["h"][0] = 1.0
+    res = gap_change(a, b, gap=("h", "l"), n_boot=1, n_perm=70, seed=0)
+    assert res.delta == pytest.approx(1.0 / n) and res.p_value == 1.0
+
+
+def test_gap_change_of_models_constant_within_each_group():
+    # Every group constant for each model: no draws, the interval is the value (0.2 - 0) - (0.1 - 0) = 0.1
+    # (resampled means of three 0.1s or 0.2s would be 1 ulp off it).
+    res = gap_change({"h": [0.1] * 3, "l": [0.0, 0.0]}, {"h": [0.2] * 3, "l": [0.0, 0.0]}, gap=("h", "l"),
+                     n_boot=50, n_perm=50)
+    assert (res.delta, res.ci_low, res.ci_high, res.n) == (0.1, 0.1, 0.1, 5)
+    with pytest.raises(ValueError, match="^n_boot must be at least 1, got 0$"):
+        gap_change({"h": [0.1], "l": [0.0]}, {"h": [0.2], "l": [0.0]}, n_boot=0)
+
+
+def test_gap_change_degenerate_results_name_the_test():
+    same = {"x": [0.3, 0.7], "y": [1.0, 0.0]}
+    assert gap_change(same, same, gap=("x", "y")).test == "paired label-swap permutation"
+    empty = gap_change({"x": [np.nan], "y": [1.0]}, {"x": [1.0], "y": [0.0]}, gap=("x", "y"))
+    assert empty.test == "paired label-swap permutation" and empty.n == 1 and math.isnan(empty.p_value)
+    with pytest.raises(ValueError, match=r"^gap must name two different groups, got 'x' twice$"):
+        gap_change(same, same, gap=("x", "x"))
+
+
+def test_label_swap_p_rejects_zero_permutations():
+    with pytest.raises(ValueError, match="^n_perm must be at least 1, got 0$"):
+        _label_swap_p([np.array([0.0])], [np.array([1.0])], _pair_stat, n_perm=0, rng=np.random.default_rng(0))

@@ -295,3 +295,23 @@ def test_similarity_edges() -> None:
         similarity([0.5, 0.5], [0.2, 0.3, 0.5])
     with pytest.raises(ValueError):
         similarity([0.5, 0.5], [-0.2, 1.2])
+
+
+def test_similarity_input_checks_name_the_side_and_the_rule() -> None:
+    # A one-answer question: both distributions renormalise to [1], distance 0, similarity 1.
+    assert similarity([1.0], [3.0]) == 1.0
+    assert math.isnan(similarity([0.0, 0.0], [0.2, 0.8]))  # the model side all zero
+    with pytest.raises(ValueError, match=r"^model distribution must be a non-empty 1-D sequence$"):
+        similarity([], [])
+    with pytest.raises(ValueError, match=r"^country distribution must be a non-empty 1-D sequence$"):
+        similarity([0.5, 0.5], [[0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"^model distribution must be a non-empty 1-D sequence$"):
+        similarity([[0.5, 0.5], [0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"^country distribution must hold finite non-negative numbers$"):
+        similarity([0.5, 0.5], [-0.2, 1.2])
+    with pytest.raises(ValueError, match=r"^model distribution must hold finite non-negative numbers$"):
+        similarity([np.nan, 0.5], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"^model distribution must hold finite non-negative numbers$"):
+        similarity([np.inf, 0.5], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"^model distribution has 2 values, country distribution has 3$"):
+        similarity([0.5, 0.5], [0.2, 0.3, 0.5])

@@ -242,17 +242,17 @@ def test_empty_answers_mirror_official():
 
 
 def test_no_golds():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no gold answers to score against$"):
         exact_match("Paris", [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no gold answers to score against$"):
         token_f1("Paris", [])
     for fn in QA_METRICS.values():
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="^no gold answers to score against$"):
             fn("Paris", [])
 
 
 def test_single_string_gold_is_rejected():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="^golds must be a sequence of answers, not a single string$"):
         exact_match("P", "Paris")  # type: ignore[arg-type]
 
 

@@ -113,7 +113,8 @@ def test_rescore_reproduces_the_studys_gallup_correlations(data_dir, tmp_path):
 def test_rescore_where_from_ranks_every_country(data_dir, tmp_path):
     out = tmp_path / "where"
     assert main(["rescore", "--task", "where_from", "--predictions",
-                 str(data_dir / "reward_probe" / WHERE_FROM_REFERENCE), "--output", str(out), "--n-boot", "100"]) == 0
+                 str(data_dir / "reward_probe" / WHERE_FROM_REFERENCE), "--output", str(out), "--n-boot", "100",
+                 "--data-dir", str(data_dir)]) == 0
     metrics = list(csv.DictReader((out / "metrics.csv").open()))
     ranks = {r["group"]: float(r["value"]) for r in metrics if r["metric"] == "mean_rank"}
     rewards = {r["group"]: float(r["value"]) for r in metrics if r["metric"] == "reward"}

@@ -10,7 +10,8 @@ import pytest
 from scipy.stats import binomtest, permutation_test
 
 from globalign.stats import Estimate, holm, mcnemar, mean_ci, paired_difference
-from globalign.stats.paired import EXACT_MAX_N
+from globalign.stats.intervals import as_vector, rows_per_chunk
+from globalign.stats.paired import EXACT_MAX_N, MCNEMAR_TEST, PERMUTATION_TEST, PairedComparison, sign_flip_p
 
 
 def _mean_diff(x, y, axis):
@@ -68,6 +69,13 @@ def test_single_value_has_a_degenerate_interval():
     assert mean_ci([np.nan, 4.5]) == Estimate(4.5, 4.5, 4.5, 1)
 
 
+def test_mean_ci_defaults_are_10000_resamples_95_percent_seed_0():
+    values = np.random.default_rng(14).random(25)
+    assert mean_ci(values) == mean_ci(values, n_boot=10_000, confidence=0.95, seed=0)
+    assert mean_ci(values) != mean_ci(values, seed=1)
+    assert mean_ci(values) != mean_ci(values, n_boot=10_001)
+
+
 def test_wider_confidence_gives_a_wider_interval():
     values = np.random.default_rng(1).normal(size=80)
     narrow, wide = mean_ci(values, confidence=0.8), mean_ci(values, confidence=0.99)
@@ -84,6 +92,66 @@ def test_bootstrap_memory_stays_bounded_for_many_items():
     finally:
         tracemalloc.stop()
     assert peak < 40 * 2**20
+
+
+def _linear_quantile(ordered, q):
+    """numpy's default quantile: interpolate between the order statistics around q * (len - 1)."""
+    pos = q * (len(ordered) - 1)
+    k = int(pos)
+    return ordered[k] + (pos - k) * (ordered[min(k + 1, len(ordered) - 1)] - ordered[k])
+
+
+def test_interval_is_the_quantiles_of_the_documented_draws_in_every_block():
+    # The draws: resample r is row r of rng.integers(0, n, size=(n_boot, n)); blocks of 2^20 / n rows give
+    # the same rows (64-bit integers are drawn one at a time). 2^17 items -> blocks of 8: 20 resamples
+    # take blocks of 8, 8 and 4. The quantiles are taken apart from the code: numpy's default
+    # (linear) method by hand.
+    for n, n_boot in ((9, 11), (1 << 17, 20)):
+        values = np.random.default_rng(n).random(n)
+        idx = np.random.default_rng(3).integers(0, n, size=(n_boot, n))
+        means = sorted(values[row].sum() / n for row in idx)
+        est = mean_ci(values, n_boot=n_boot, confidence=0.9, seed=3)
+        assert est.ci_low == pytest.approx(_linear_quantile(means, 0.05), abs=1e-12)
+        assert est.ci_high == pytest.approx(_linear_quantile(means, 0.95), abs=1e-12)
+
+
+def test_two_items_interval_by_enumeration():
+    # Resample means of [0, 1]: 0 (p 1/4), 0.5 (1/2), 1 (1/4). 40%: quantiles 0.3 and 0.7 -> 0.5 both;
+    # 60%: 0.2 and 0.8 -> 0 and 1.
+    assert mean_ci([0.0, 1.0], n_boot=20_000, confidence=0.4, seed=1) == Estimate(0.5, 0.5, 0.5, 2)
+    assert mean_ci([0.0, 1.0], n_boot=20_000, confidence=0.6, seed=1) == Estimate(0.5, 0.0, 1.0, 2)
+    # A single resample: the interval is that resample's mean, one of the three.
+    one = mean_ci([0.0, 1.0], n_boot=1, seed=1)
+    assert one.ci_low == one.ci_high and one.ci_low in (0.0, 0.5, 1.0)
+
+
+def test_interval_is_clipped_to_the_range_of_the_values():
+    # Resample means of near-constant values round 1 ulp outside [min, max] (found by computing them):
+    # both quantiles of six 0.9s and one 0.9 - 1 ulp compute as 0.9000000000000001 > max; of ten 1.1s
+    # and one 1.1 + 1 ulp as 1.0999999999999999 < min; five 0.1s and one 0.1 + 1 ulp reach
+    # 0.09999999999999999 < min. The promise: the interval lies within [min, max].
+    est = mean_ci([0.9] * 6 + [float(np.nextafter(0.9, 0.0))], n_boot=200)
+    assert (est.ci_low, est.ci_high) == (0.9, 0.9)
+    est = mean_ci([1.1] * 10 + [float(np.nextafter(1.1, 2.0))], n_boot=200)
+    assert (est.ci_low, est.ci_high) == (1.1, 1.1)
+    assert mean_ci([0.1] * 5 + [float(np.nextafter(0.1, 1.0))], n_boot=200).ci_low == 0.1
+
+
+def test_helpers_by_hand():
+    assert as_vector([1, 2]).dtype == np.float64 and as_vector([True]).tolist() == [1.0]
+    assert paired_difference([True, False, False], [True, True, False]).delta == pytest.approx(1 / 3)
+    assert rows_per_chunk(1) == rows_per_chunk(0) == 1 << 20
+    assert rows_per_chunk(3) == (1 << 20) // 3
+    assert rows_per_chunk((1 << 20) + 1) == 1
+
+
+def test_bad_arguments_are_named_in_the_message():
+    with pytest.raises(ValueError, match=r"^confidence must lie strictly between 0 and 1, got 0.0$"):
+        mean_ci([1.0, 2.0], confidence=0.0)
+    with pytest.raises(ValueError, match=r"^n_boot must be at least 1, got 0$"):
+        mean_ci([1.0, 2.0], n_boot=0)
+    with pytest.raises(ValueError, match=r"^values must be one-dimensional, got shape \(1, 2\)$"):
+        mean_ci([[1.0, 2.0]])
 
 
 def test_bad_arguments_are_rejected():
@@ -171,6 +239,65 @@ def test_length_mismatch_raises():
         paired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
+def _count_sign_flips(d, signs):
+    """Reference count, one pattern at a time: patterns whose |mean| reaches |mean(d)| (1e-12 slack)."""
+    threshold = abs(sum(d) / len(d)) - 1e-12 * max(1.0, max(abs(x) for x in d))
+    return sum(abs(sum(s * x for s, x in zip(row, d)) / len(d)) >= threshold for row in signs)
+
+
+def test_monte_carlo_p_is_one_plus_the_hits_over_one_plus_n_perm():
+    # 20 pairs: Monte Carlo. Each random pattern is a row of 0/1 draws from the generator mapped to -1/+1;
+    # the count below is done pattern by pattern, apart from the code.
+    d = np.random.default_rng(12).normal(0.35, 1.0, size=20)
+    p, exact = sign_flip_p(d, n_perm=400, rng=np.random.default_rng(9))
+    signs = np.random.default_rng(9).integers(0, 2, size=(400, 20), dtype=np.int8).astype(int) * 2 - 1
+    hits = _count_sign_flips(d.tolist(), signs.tolist())
+    assert 5 < hits < 395  # a count that is neither none nor all
+    assert (p, exact) == ((1 + hits) / 401, False)
+
+
+def test_monte_carlo_p_counts_every_block():
+    # 2^15 pairs -> blocks of 2^20 / 2^15 = 32 patterns: 70 patterns take blocks of 32, 32 and 6.
+    n = 1 << 15
+    d = np.zeros(n)
+    d[0] = 1.0  # every sign pattern has |mean| = 1/n = the observed one: all 70 patterns count
+    assert sign_flip_p(d, n_perm=70, rng=np.random.default_rng(0)) == (1.0, False)
+    d = np.random.default_rng(3).normal(0.004, 1.0, size=n)
+    p, _ = sign_flip_p(d, n_perm=70, rng=np.random.default_rng(4))
+    signs = np.random.default_rng(4).integers(0, 2, size=(70, n), dtype=np.int8).astype(np.float64) * 2 - 1
+    hits = int(np.count_nonzero(np.abs(signs @ d) / n >= abs(d.mean()) - 1e-12 * np.abs(d).max()))
+    assert 3 < hits < 67
+    assert p == (1 + hits) / 71
+
+
+def test_monte_carlo_needs_at_least_one_pattern():
+    d = np.arange(1.0, EXACT_MAX_N + 2)
+    with pytest.raises(ValueError, match="n_perm must be at least 1, got 0"):
+        sign_flip_p(d, n_perm=0, rng=np.random.default_rng(0))
+    # One pattern: p = (1 + hit) / 2, and a pattern rarely reaches the all-positive mean.
+    assert sign_flip_p(d, n_perm=1, rng=np.random.default_rng(0)) == (0.5, False)
+    # The exact path never draws, so n_perm is not checked there.
+    assert sign_flip_p(d[:EXACT_MAX_N], n_perm=0, rng=np.random.default_rng(0))[1] is True
+
+
+def test_paired_difference_defaults_are_10000_draws_95_percent_seed_0():
+    rng = np.random.default_rng(13)
+    a, b = rng.random(40), rng.random(40) + 0.05
+    default = paired_difference(a, b)
+    assert default == paired_difference(a, b, n_boot=10_000, n_perm=10_000, confidence=0.95, seed=0)
+    assert default.test == f"{PERMUTATION_TEST} (Monte Carlo, 10000)"
+    assert default != paired_difference(a, b, seed=1)
+    assert default.p_value != paired_difference(a, b, n_perm=10_001).p_value
+
+
+def test_no_pairs_and_no_differences_are_labelled_with_the_test():
+    res = paired_difference([np.nan, 1.0], [1.0, np.nan])
+    assert all(math.isnan(x) for x in (res.delta, res.ci_low, res.ci_high, res.p_value))
+    assert (res.n, res.test) == (0, PERMUTATION_TEST)
+    res = paired_difference([0.3, 0.7], [0.3, 0.7])
+    assert res == PairedComparison(0.0, 0.0, 0.0, 1.0, 2, PERMUTATION_TEST)
+
+
 # ---------------------------------------------------------------- mcnemar
 
 
@@ -193,8 +320,30 @@ def test_mcnemar_accepts_booleans_and_drops_nan_pairs():
 
 
 def test_mcnemar_rejects_non_binary_values():
-    with pytest.raises(ValueError, match="binary"):
+    with pytest.raises(ValueError, match="^mcnemar needs binary outcomes: every non-NaN value must be 0 or 1$"):
         mcnemar([0, 1, 2], [0, 1, 1])
+
+
+def test_mcnemar_degenerate_results_defaults_and_interval():
+    res = mcnemar([np.nan, 1.0], [1.0, np.nan])
+    assert all(math.isnan(x) for x in (res.delta, res.ci_low, res.ci_high, res.p_value))
+    assert (res.n, res.test) == (0, MCNEMAR_TEST)
+    assert mcnemar([1, 0, 1], [1, 0, 1]) == PairedComparison(0.0, 0.0, 0.0, 1.0, 3, MCNEMAR_TEST)
+    rng = np.random.default_rng(18)  # data on which seed 1 and 10,001 resamples move the interval
+    a, b = (rng.random(2001) < 0.5).astype(float), (rng.random(2001) < 0.6).astype(float)  # fine steps of 1/2001
+    assert mcnemar(a, b) == mcnemar(a, b, n_boot=10_000, confidence=0.95, seed=0)
+    assert mcnemar(a, b) != mcnemar(a, b, seed=1) and mcnemar(a, b) != mcnemar(a, b, n_boot=10_001)
+    # The interval is the bootstrap of the differences, drawn as mean_ci draws them (seed 3: the
+    # permutation stream of paired_difference would give another interval).
+    est, res = mean_ci(b - a, seed=3), mcnemar(a, b, seed=3)
+    assert (res.ci_low, res.ci_high) == (est.ci_low, est.ci_high)
+
+
+def test_paired_inputs_are_named_in_shape_errors():
+    with pytest.raises(ValueError, match=r"^a must be one-dimensional, got shape \(1, 1\)$"):
+        paired_difference([[1.0]], [1.0])
+    with pytest.raises(ValueError, match=r"^b must be one-dimensional, got shape \(1, 1\)$"):
+        mcnemar([1.0], [[1.0]])
 
 
 # ---------------------------------------------------------------- holm
@@ -239,8 +388,10 @@ def test_holm_passes_nan_through_and_does_not_count_it():
 
 
 def test_holm_rejects_values_outside_unit_interval():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^p-values must lie in \[0, 1\]$"):
         holm([0.5, 1.5])
+    with pytest.raises(ValueError, match=r"^p_values must be one-dimensional, got shape \(1, 2\)$"):
+        holm([[0.5, 0.1]])
 
 
 def test_holm_edge_families_by_hand():
