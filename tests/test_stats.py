@@ -400,3 +400,18 @@ def test_holm_edge_families_by_hand():
     assert holm([0.0, 0.5]) == [0.0, 0.5]
     with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]"):
         holm([0.5, 1.5])
+
+
+# The tie slack of sign_flip_p (paired._tolerance): 1e-12, scaled by max(1, max|d|). With d = [a, e],
+# the four sign patterns have |mean| (a + e) / 2 twice and (a - e) / 2 twice: they differ from the
+# observed one by exactly e, so e just above or below the slack decides whether they count as ties
+# (p = 4/4) or not (p = 2/4). Worked by hand; the two cases pin the constant and its scaling.
+@pytest.mark.parametrize(("d", "expected_p"), [
+    ([0.5, 1.5e-12], 0.5),   # gap 1.5e-12 > slack 1e-12 * max(1, 0.5) = 1e-12: not a tie
+    ([0.5, 0.5e-12], 1.0),   # gap 0.5e-12 < 1e-12: a tie, counted as extreme
+    ([1000.0, 5e-10], 1.0),  # gap 5e-10 < slack 1e-12 * 1000 = 1e-9: a tie at this magnitude
+    ([1000.0, 2e-9], 0.5),   # gap 2e-9 > 1e-9: not a tie
+])
+def test_sign_flip_tie_slack_is_1e12_scaled_by_the_largest_difference(d, expected_p):
+    p, exact = sign_flip_p(np.array(d), n_perm=100, rng=np.random.default_rng(0))
+    assert exact and p == expected_p
