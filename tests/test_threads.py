@@ -195,3 +195,13 @@ def test_the_audit_manifest_records_workers_cpus_and_load(tmp_path, monkeypatch)
     assert manifest["workers"] == 3
     assert manifest["cpu"]["usable_cpus"] == 3
     assert set(manifest["cpu"]) == {"usable_cpus", "load_average_1min", "wait_policy", "wait_policy_set_by"}
+
+
+def test_the_busy_note_can_be_turned_off_for_scripts_that_read_stderr(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(threads, "load_average_1min", lambda: 3.5)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    monkeypatch.setenv(threads.BUSY_WARNING_ENV, "0")
+    source = _tiny_chat(tmp_path / "chat.jsonl")
+    assert cli.main(["audit-data", str(source), "--output", str(tmp_path / "o"), "--quiet", "--no-map",
+                     "--no-countries"]) == 0
+    assert capsys.readouterr().err == ""

@@ -137,9 +137,14 @@ def busy_warning(load: float | None, cpus: int) -> str | None:
             f"CPUs): this run will be slower than on an idle one; see docs/engine.md to pin threads")
 
 
+BUSY_WARNING_ENV = "GLOBALIGN_BUSY_WARNING"  # "0": never print the busy-machine note
+
+
 def warn_if_busy(cpu: CpuAtStart) -> None:
     """Print `busy_warning` on stderr. Runs call it once, after their fail-fast checks: a user error
     stays the only line a failed command prints."""
+    if os.environ.get(BUSY_WARNING_ENV, "1") == "0":  # scripts that read stderr, clusters that are always busy
+        return
     if warning := busy_warning(cpu.load_average_1min, cpu.usable_cpus):
         print(warning, file=sys.stderr)
 
