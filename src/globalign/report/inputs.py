@@ -191,12 +191,17 @@ def read_inputs(run_dirs: Sequence[Path], audit_dirs: Sequence[Path] = ()) -> Re
             if Path(path).is_dir() and _is_audit(Path(path)):
                 raise GlobalignError(f"{path}: an audit folder; pass it with --audit") from None
             raise
+    return combine_runs(runs, [read_audit(Path(a)) for a in audit_dirs])
+
+
+def combine_runs(runs: Sequence[Run], audits: Sequence[AuditData] = ()) -> ReportInputs:
+    """Runs already read (the demo's, while its folder is written) combined by task, and checked."""
     _check_names(runs)
     tasks = _combine(runs)
     if not tasks:
         raise GlobalignError(f"{runs[0].path / 'metrics.csv'}: no metric rows; nothing to report")
     families, comparisons = _families(runs)
-    return ReportInputs(runs, tasks, families, comparisons, [read_audit(Path(a)) for a in audit_dirs])
+    return ReportInputs(list(runs), tasks, families, comparisons, list(audits))
 
 
 def _is_audit(path: Path) -> bool:

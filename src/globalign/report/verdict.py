@@ -83,7 +83,8 @@ def _delta_sentence(label: str, decl: TaskDeclaration, metric: str, rows: Sequen
     gap = metric.endswith(GAP_CHANGE)
     what = (f"{gap_name(best.group)} ({metric_name(metric.removesuffix(GAP_CHANGE))} scores)" if gap
             else f"{metric_name(metric)} {'overall' if best.group == 'all' else 'for ' + group_name(best.group)}")
-    groups = f"{decl.group_kind}{'' if decl.group_kind.endswith('s') else 's'}"
+    kind = decl.group_kind
+    groups = kind[:-1] + "ies" if kind.endswith("y") else kind if kind.endswith("s") else kind + "s"
     if hits:
         if gap:
             verb = "widened" if best.delta > 0 else "narrowed"
