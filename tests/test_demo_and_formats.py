@@ -31,7 +31,6 @@ def test_demo_writes_the_contract_folder_its_report_and_a_short_headline(demo_ru
     page = (output / "report.html").read_text("utf-8")
     assert '<meta name="generator" content="globalign ' in page and 'id="verdict"' in page
     assert "report.html" in json.loads((output / "manifest.json").read_text())["output_files"]
-    assert demo_run.seconds < 300 * 1.5  # 5 minutes on an idle 2-core machine; slack for a loaded one
     rows = list(csv.DictReader((output / "metrics.csv").open()))
     models = {r["model"] for r in rows}
     assert models == {"gemma-3-270m", "smollm2-135m-instruct"}
