@@ -22,7 +22,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/globalign demo
 
+# scripts/install-test-deps.sh: Debian's chromium for the report's real-browser test (idempotent;
+# installs only as root with apt, else the test is skipped locally and fails under CI=true).
 test: $(STAMP)
+	scripts/install-test-deps.sh
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,33 @@ def idle_machine(monkeypatch):
 
     monkeypatch.setattr(threads, "load_average_1min", lambda: 0.0)
     monkeypatch.delenv(threads.BUSY_WARNING_ENV, raising=False)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    output: Path
+    stdout: str
+    stderr: str
+    returncode: int
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, data_dir) -> DemoRun:
+    """`globalign demo` once per session (minutes on real models), in a private request cache that links
+    the user's converted models; the demo test and the browser test both read its output."""
+    from globalign.paths import CACHE_DIR_ENV, cache_dir
+
+    base = tmp_path_factory.mktemp("demo")
+    private = base / "cache"
+    private.mkdir()
+    real = cache_dir()
+    for name in ("converted", "gguf"):
+        (real / name).mkdir(exist_ok=True)
+        os.symlink(real / name, private / name)
+    output = base / "demo"
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "globalign.cli", "demo", "--quiet", "--output", str(output),
+                           "--data-dir", str(data_dir)], check=False, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, CACHE_DIR_ENV: str(private)})
+    return DemoRun(output, done.stdout, done.stderr, done.returncode, time.perf_counter() - started)

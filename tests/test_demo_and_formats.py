@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,18 +12,25 @@ from globalign.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache, data_dir, tmp_path):
-    output = tmp_path / "demo"
-    done = subprocess.run([sys.executable, "-m", "globalign.cli", "demo", "--quiet", "--output", str(output),
-                           "--data-dir", str(data_dir)], check=False, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_demo_writes_the_contract_folder_its_report_and_a_short_headline(demo_run):
+    output = demo_run.output
+    assert demo_run.returncode == 0, demo_run.stderr[-2000:]
     assert sorted(p.name for p in output.iterdir()) == [
         "comparisons.csv", "manifest.json", "map_askreddit_mean_rank_smollm2-135m-instruct.png", "metrics.csv",
-        "samples.jsonl"]
+        "report.html", "samples.jsonl"]
     assert (output / "map_askreddit_mean_rank_smollm2-135m-instruct.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Map: " in done.stdout and "181 countries drawn" in done.stdout
-    assert "different families" in done.stdout
-    assert str(output) in done.stdout
+    assert "Map: " in demo_run.stdout and "181 countries drawn" in demo_run.stdout
+    assert "different families" in demo_run.stdout
+    assert str(output) in demo_run.stdout
+    # the headline: the verdict sentences and the report's path, not the tables (those are in the report)
+    lines = demo_run.stdout.strip().splitlines()
+    assert len(lines) <= 25, demo_run.stdout
+    assert f"Report: {output / 'report.html'}" in demo_run.stdout
+    assert any(line.startswith("- run: gemma-3-270m -> smollm2-135m-instruct") for line in lines), demo_run.stdout
+    assert "md3 / generation_gap" not in demo_run.stdout
+    page = (output / "report.html").read_text("utf-8")
+    assert '<meta name="generator" content="globalign ' in page and 'id="verdict"' in page
+    assert "report.html" in json.loads((output / "manifest.json").read_text())["output_files"]
     rows = list(csv.DictReader((output / "metrics.csv").open()))
     models = {r["model"] for r in rows}
     assert models == {"gemma-3-270m", "smollm2-135m-instruct"}
@@ -56,7 +61,6 @@ def test_demo_writes_the_contract_folder_and_says_families_differ(private_cache,
     comparisons = list(csv.DictReader((output / "comparisons.csv").open()))
     assert {r["test"] for r in comparisons if r["task"] == "md3" and r["metric"] == "generation_accuracy"} == {
         "McNemar exact"}
-    assert "md3 / generation_gap" in done.stdout
 
 
 def test_chat_format_is_recorded_and_changes_the_prompt(private_cache, data_dir, tmp_path):

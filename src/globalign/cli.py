@@ -1,4 +1,4 @@
-"""The `globalign` command line: run, demo, rescore, import-paper, items, audit-data, models, tasks."""
+"""The `globalign` command line: run, demo, rescore, import-paper, report, items, audit-data, models, tasks."""
 
 from __future__ import annotations
 
@@ -144,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--n-boot", type=int, metavar="N", help="bootstrap resamples (default 10000)")
     paper.add_argument("--n-perm", type=int, metavar="N", help="permutations for permutation tests (default 10000)")
     paper.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    report = sub.add_parser(
+        "report", parents=[common], help="one self-contained HTML report from run folders (and audit folders)",
+        description="Turn run folders into one HTML file that opens offline: a verdict per family and axis, "
+                    "charts and maps per axis, the largest per-item changes, and the methods (docs/report.md). "
+                    "Folders are combined by task; the same task and model in two folders is an error.",
+    )
+    report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (run, rescore, import-paper)")
+    report.add_argument("--audit", action="append", type=Path, default=[], metavar="AUDIT_DIR",
+                        help="audit-data folder to add as the data-audit section (repeatable)")
+    report.add_argument("--output", required=True, type=Path, metavar="FILE", help="HTML file to write")
 
     audit = sub.add_parser(
         "audit-data", parents=[common], help="the language and country make-up of an SFT or preference dataset",
@@ -315,6 +326,16 @@ def cmd_import_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from globalign.report.html import report
+
+    verdicts, size, seconds = report(args.runs, args.output, args.audit)
+    for verdict in verdicts:
+        print(one_line(verdict.text))  # model and group names come from data files
+    print(one_line(f"Wrote {args.output} ({size / 1e6:.1f} MB) in {seconds:.1f} s"))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from globalign.models.packaged import PACKAGED_MODELS
 
@@ -365,7 +386,7 @@ def cmd_audit_data(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
-            "items": cmd_items, "import-paper": cmd_import_paper}
+            "items": cmd_items, "import-paper": cmd_import_paper, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

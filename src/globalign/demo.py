@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from globalign.config import parse_config
 from globalign.models.packaged import PACKAGED_MODELS
 from globalign.pipeline import run
-from globalign.report.console import print_summary
+from globalign.records import read_rows
 from globalign.tasks.base import MetricRow
+from globalign.text_safety import one_line
 
 # Base first: every other model is compared against it.
 DEMO_MODELS = ("gemma-3-270m", "smollm2-135m-instruct")
@@ -28,6 +30,8 @@ DEMO_TASKS = {
 }
 MAP_TASK, MAP_METRIC = "askreddit", "mean_rank"
 DEMO_STATS = {"n_boot": 2000, "n_perm": 2000}
+REPORT = "report.html"
+MAX_VERDICT_LINES = 12  # the headline stays under ~25 lines
 
 
 def run_demo(output: Path, *, data_dir: str | None = None, progress: bool = True) -> None:
@@ -50,11 +54,41 @@ def run_demo(output: Path, *, data_dir: str | None = None, progress: bool = True
         "demo",
     )
     drawn: list[str] = []
-    summary = run(config, progress=progress,
-                  extra_files=lambda metrics, work: drawn.extend(draw_demo_map(metrics, work, output)))
-    print_summary(summary)
+    verdicts: list[str] = []
+
+    def add_files(metrics: Sequence[MetricRow], work: Path, manifest: dict[str, Any]) -> None:
+        drawn.extend(draw_demo_map(metrics, work, output))
+        verdicts.extend(write_demo_report(work, output, manifest))
+
+    summary = run(config, progress=progress, extra_files=add_files)
+    print_headline(summary, verdicts, drawn)
+
+
+def write_demo_report(work: Path, output: Path, manifest: dict[str, Any]) -> list[str]:
+    """report.html inside the run folder while it is written (so the manifest lists it and a rerun may
+    replace it); returns the verdict sentences."""
+    from globalign.report.html import build_html, write_report
+    from globalign.report.inputs import combine_runs
+
+    page, verdicts = build_html(combine_runs([read_rows(work, manifest, name=output)]))
+    write_report(page, work / REPORT)
+    return [v.text for v in verdicts]
+
+
+def print_headline(summary, verdicts: Sequence[str], drawn: Sequence[str]) -> None:
+    """The short end of the demo: the verdicts and where the evidence is (tables: the CSVs and the report)."""
+    print()
+    print(one_line(f"Wrote {summary.output}/ (manifest.json, metrics.csv, comparisons.csv, samples.jsonl, {REPORT})"))
+    for note in summary.notes:
+        if "different model families" in note:
+            print(one_line(f"Note: {note}"))
+    print("Verdict (demo sample; the numbers, CIs and every group are in the report and the CSVs):")
+    for line in verdicts[:MAX_VERDICT_LINES]:
+        print(one_line(f"- {line}"))
     for line in drawn:
-        print(line)
+        print(one_line(line))
+    print(one_line(f"Report: {summary.output / REPORT} (open it in a browser; it needs no network)"))
+    print(f"Total time: {summary.seconds.get('total', float('nan')):.1f} s")
 
 
 def draw_demo_map(metrics: Sequence[MetricRow], folder: Path, output: Path) -> list[str]:

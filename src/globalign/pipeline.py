@@ -120,8 +120,9 @@ def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
 
 
 def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] = (),
-        extra_files: Callable[[Sequence[MetricRow], Path], None] | None = None) -> RunSummary:
-    """`extra_files(metrics, folder)` may add files to the run folder before it is swapped into place."""
+        extra_files: Callable[[Sequence[MetricRow], Path, dict[str, Any]], None] | None = None) -> RunSummary:
+    """`extra_files(metrics, folder, manifest)` may add files to the run folder (its metrics, comparisons and
+    samples already written there) before it is swapped into place; the manifest is the one being written."""
     started = time.perf_counter()
     cpu = cpu_at_start()
     data_dir, tasks, reward_notes = build_tasks(config)
@@ -194,7 +195,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
                                            for spec in config.models}},
     }
     samples = (r for task in tasks for model_records in records[task.name].values() for r in model_records)
-    add = (lambda work: extra_files(metrics, work)) if extra_files else None
+    add = (lambda work: extra_files(metrics, work, manifest)) if extra_files else None
     try:
         write_run_folder(config.output, manifest, metrics, comparisons, samples, add)
     except (OSError, GlobalignError) as exc:

@@ -203,7 +203,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def read_run(path: Path, *, samples: bool = True) -> Run:
     """Load a run folder (the output contract) back into typed rows; GlobalignError names what is wrong."""
-    manifest = read_manifest(path)
-    return Run(path, manifest, _rows(path / "metrics.csv", MetricRow),
+    return read_rows(path, read_manifest(path), samples=samples)
+
+
+def read_rows(path: Path, manifest: dict[str, Any], *, samples: bool = True, name: Path | None = None) -> Run:
+    """A run's rows from the files in `path`, with a manifest already in hand (a folder still being written
+    has none on disk yet); `name`: the path the Run reports (default `path`)."""
+    return Run(name or path, manifest, _rows(path / "metrics.csv", MetricRow),
                _rows(path / "comparisons.csv", ComparisonRow),
                _samples(path / "samples.jsonl") if samples else [])

@@ -465,7 +465,7 @@ class MapResult:
     value was NaN or infinite (drawn as no data). values: the value drawn for each ADMIN name.
     """
 
-    png_path: Path
+    png_path: Path | None  # None when the caller asked for the SVG only
     svg_text: str
     matched: dict[str, str]
     unmatched: list[str]
@@ -573,12 +573,12 @@ def _assign(values: Mapping[str, float]) -> tuple[dict[str, str], list[str], dic
     return matched, unmatched, shadowed, no_value, drawn
 
 
-def choropleth(values: Mapping[str, float], *, title: str, label: str, output_png: Path,
+def choropleth(values: Mapping[str, float], *, title: str, label: str, output_png: Path | None,
                cmap: str = "viridis", diverging: bool = False, center: float = 0.0,
                vmin: float | None = None, vmax: float | None = None, show_antarctica: bool | None = None,
                resolution: float = 0.1, dpi: int = 150) -> MapResult:
     """Draw a world choropleth of `values` (country name -> number), write it to `output_png`, and
-    return it as SVG text too (for inlining in HTML).
+    return it as SVG text too (for inlining in HTML). `output_png=None`: the SVG only (the HTML report).
 
     Names are matched with ``match_country``; countries without a value are light grey. Unknown names
     are returned in ``unmatched`` (never raised); ValueError only when no name matches at all, or no
@@ -659,9 +659,10 @@ def choropleth(values: Mapping[str, float], *, title: str, label: str, output_pn
         fig.text(0.99, 0.01, f"Natural Earth {src['natural_earth_version']} (public domain)", ha="right",
                  va="bottom", fontsize=6, color="#777777")
 
-        output_png = Path(output_png)
-        output_png.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output_png, format="png", dpi=dpi, metadata={"Software": "globalign (matplotlib)"})
+        if output_png is not None:
+            output_png = Path(output_png)
+            output_png.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(output_png, format="png", dpi=dpi, metadata={"Software": "globalign (matplotlib)"})
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "globalign (matplotlib)"})
     return MapResult(png_path=output_png, svg_text=_compact_svg(buf.getvalue()), matched=matched,
