@@ -46,9 +46,11 @@ def policies(cpus: int) -> dict[str, Policy]:
         "new": Policy(f"globalign: {cpus} threads (usable CPUs), "
                       + ", ".join(f"{k}={v}" for k, v in RUNTIME_DEFAULTS.items()), cpus, dict(RUNTIME_DEFAULTS)),
         # candidates measured while choosing the policy (docs/engine.md); not in the default set
-        **{f"spin{n // 1000}k": Policy(f"{cpus} threads, GOMP_SPINCOUNT={n} (GNU libgomp: spin, then sleep)",
-                                       cpus, {"GOMP_SPINCOUNT": str(n)})
-           for n in (1_000, 2_000, 3_000, 5_000, 10_000, 100_000)},
+        "passive": Policy(f"{cpus} threads, OMP_WAIT_POLICY=PASSIVE (sleep at once)", cpus,
+                          {"OMP_WAIT_POLICY": "PASSIVE"}),
+        **{(f"spin{n // 1000}k" if n >= 1000 else f"spin{n}"):
+           Policy(f"{cpus} threads, GOMP_SPINCOUNT={n} (GNU libgomp: spin, then sleep)", cpus, {"GOMP_SPINCOUNT": str(n)})
+           for n in (300, 1_000, 2_000, 3_000, 5_000, 10_000, 100_000)},
     }
 
 
@@ -101,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--policies", default="old,one,new", help="comma-separated: old, one, new, spin1k, spin2k, spin3k, spin5k, spin10k, spin100k")
+    parser.add_argument("--policies", default="old,one,new,passive", help="comma-separated: old, one, new, passive, spin300, spin1k, spin2k, spin3k, spin5k, spin10k, spin100k")
     parser.add_argument("--pin-spinner", action="store_true", help="pin the busy loop to the last usable CPU")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the measured runs and the busy loop; -20 (root) makes other users' "

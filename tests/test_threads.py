@@ -97,11 +97,13 @@ def torch_not_loaded(monkeypatch):
 
 def test_runtime_defaults_are_set_but_never_override_the_user(torch_not_loaded):
     environ: dict[str, str] = {}
-    assert apply_runtime_defaults(environ) == {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-    assert environ == {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+    assert apply_runtime_defaults(environ) == {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1"}
+    assert environ == {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1"}
+    # a user's OMP_WAIT_POLICY decides alone (an explicit GOMP_SPINCOUNT would override it in libgomp)
     users = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert apply_runtime_defaults(users) == {"KMP_BLOCKTIME": "0"}
-    assert users["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert apply_runtime_defaults(users) == {} and users == {"OMP_WAIT_POLICY": "ACTIVE"}
+    spins = {"GOMP_SPINCOUNT": "50"}
+    assert apply_runtime_defaults(spins) == {"KMP_BLOCKTIME": "1"} and spins["GOMP_SPINCOUNT"] == "50"
 
 
 def test_nothing_is_set_once_torch_is_loaded(monkeypatch):
@@ -112,12 +114,12 @@ def test_nothing_is_set_once_torch_is_loaded(monkeypatch):
 
 
 def test_the_cli_sets_the_wait_policy_before_any_command_and_keeps_the_users(torch_not_loaded, monkeypatch):
-    for name in threads.RUNTIME_DEFAULTS:
+    for name in (*threads.RUNTIME_DEFAULTS, "OMP_WAIT_POLICY"):
         monkeypatch.setenv(name, "placeholder")  # so that monkeypatch restores the real state afterwards
         monkeypatch.delenv(name)
     assert cli.main(["tasks"]) == 0
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert wait_policy() == threads.WaitPolicy("PASSIVE", "globalign")
+    assert os.environ["GOMP_SPINCOUNT"] == "1000" and "OMP_WAIT_POLICY" not in os.environ
+    assert wait_policy() == threads.WaitPolicy("GOMP_SPINCOUNT=1000", "globalign")
 
     monkeypatch.setattr(threads, "_set_by_globalign", set())
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
@@ -172,11 +174,12 @@ def _run_manifest(tmp_path: Path, data_dir: Path, env: dict[str, str], *flags: s
 
 @pytest.mark.slow
 def test_the_manifest_records_threads_wait_policy_and_load(private_cache, data_dir, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in (*threads.RUNTIME_DEFAULTS, "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in (*threads.RUNTIME_DEFAULTS, "OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     cpu = _run_manifest(tmp_path / "a", data_dir, {**env, "OMP_NUM_THREADS": "1"})["cpu"]
     assert cpu["usable_cpus"] == usable_cpus()
     assert isinstance(cpu["load_average_1min"], float)
-    assert (cpu["wait_policy"], cpu["wait_policy_set_by"]) == ("PASSIVE", "globalign")
+    assert (cpu["wait_policy"], cpu["wait_policy_set_by"]) == ("GOMP_SPINCOUNT=1000", "globalign")
     assert cpu["threads"] == {"smollm2-135m-instruct": {"count": 1, "from": "OMP_NUM_THREADS"}}
 
     cpu = _run_manifest(tmp_path / "b", data_dir, {**env, "OMP_WAIT_POLICY": "active", "OMP_NUM_THREADS": "1"},

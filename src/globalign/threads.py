@@ -1,9 +1,11 @@
 """How many CPU threads a run uses, and how they wait: sized to the CPUs this process may use, and
-passive, so that a core taken by another program slows a run down instead of stalling it.
+spinning only briefly, so that a core taken by another program slows a run down instead of stalling it.
 
-Measured on 2 cores (docs/engine.md, `benchmarks/thread_policy.py`): with the OpenMP runtime's default
-wait policy each parallel region spins for a thread whose core is busy elsewhere, and a run with one core
-taken was 6x slower than idle. With OMP_WAIT_POLICY=PASSIVE a waiting thread sleeps instead.
+Measured on 2 cores (docs/engine.md, `benchmarks/thread_policy.py`, all in one run): with the OpenMP
+runtime's default wait policy each parallel region spins for a thread whose core is busy elsewhere, and a
+run with one core taken was 3.3-3.6x slower than idle. OMP_WAIT_POLICY=PASSIVE (sleep at once) fixes that
+but costs 26-28% when idle. A short spin (GNU libgomp's GOMP_SPINCOUNT=1000, then sleep) was 5% slower
+than the old default when idle and 1.9x idle with one core busy.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 
 # Read by the OpenMP runtime once, when it is loaded (with torch): set before torch is imported.
-# KMP_BLOCKTIME is Intel's OpenMP (some torch builds ship it instead of GNU libgomp): 0 ms of spinning.
-RUNTIME_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+# GOMP_SPINCOUNT is GNU libgomp's (torch's Linux wheels): spin this many times, then sleep. KMP_BLOCKTIME is
+# Intel's OpenMP (some builds ship it): its shortest spin, 1 ms (not measured here: no such build).
+RUNTIME_DEFAULTS: dict[str, str] = {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "1"}
+# A user's OMP_WAIT_POLICY decides for both runtimes (an explicit GOMP_SPINCOUNT would override it).
+_OVERRIDDEN_BY = ("OMP_WAIT_POLICY",)
 
 # The names globalign itself set in this process (the rest came from the user's environment).
 _set_by_globalign: set[str] = set()
@@ -64,14 +69,17 @@ def _omp_num_threads(environ: Mapping[str, str]) -> int | None:
 
 
 def apply_runtime_defaults(environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """Set the passive wait policy for the OpenMP runtime, keeping every value the user set.
+    """Set the short-spin wait policy for the OpenMP runtime, keeping every value the user set (and all
+    of the runtime's settings when the user chose OMP_WAIT_POLICY).
 
     Returns what was set. Does nothing once torch is imported: the runtime has read its settings by
     then, and an environment that says otherwise would make the manifest lie.
     """
     if _torch_loaded():
         return {}
-    applied = {}
+    applied: dict[str, str] = {}
+    if any(name in environ for name in _OVERRIDDEN_BY):
+        return applied
     for name, value in RUNTIME_DEFAULTS.items():
         if name not in environ:
             environ[name] = value
@@ -87,17 +95,19 @@ def _torch_loaded() -> bool:
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    """OMP_WAIT_POLICY as the OpenMP runtime read it, and who chose it."""
+    """How the OpenMP runtime's threads wait, as it read it, and who chose it."""
 
-    value: str  # PASSIVE, ACTIVE, or "runtime default"
+    value: str  # "PASSIVE" / "ACTIVE" (OMP_WAIT_POLICY), "GOMP_SPINCOUNT=1000", or "runtime default"
     set_by: str  # "globalign", "environment" (the user) or "nobody"
 
 
 def wait_policy(environ: Mapping[str, str] = os.environ) -> WaitPolicy:
-    value = environ.get("OMP_WAIT_POLICY")
-    if value is None:
-        return WaitPolicy("runtime default", "nobody")
-    return WaitPolicy(value, "globalign" if "OMP_WAIT_POLICY" in _set_by_globalign else "environment")
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        value = environ.get(name)
+        if value is not None:
+            shown = value if name == "OMP_WAIT_POLICY" else f"{name}={value}"
+            return WaitPolicy(shown, "globalign" if name in _set_by_globalign else "environment")
+    return WaitPolicy("runtime default", "nobody")
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ def busy_warning(load: float | None, cpus: int) -> str | None:
 
     Busy = the 1-minute load average is at least max(1, cpus / 2): other programs keep at least a
     core's worth (or half the CPUs) busy, so this run shares cores and its timings will be slower than
-    on an idle machine (up to 2x with the passive policy; docs/engine.md).
+    on an idle machine (up to 2x with globalign's short-spin policy; docs/engine.md).
     """
     if load is None or load < max(1.0, cpus / 2):
         return None
