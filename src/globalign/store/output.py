@@ -33,6 +33,8 @@ from globalign.text_safety import spreadsheet_safe
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 FILES_KEY = "output_files"  # the manifest's list of the files globalign wrote in the folder
+# What a partial folder holds before its manifest is written (tables, records, maps, the demo's report).
+_PARTIAL_FILES = ("*.csv", "*.jsonl", "*.png", "*.svg", "*.html", "*.json", "*.tmp")
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def remove_stale_siblings(path: Path, kind: FolderKind) -> None:
         if own is None and stage == "old":
             continue
         if own is None:  # a partial folder without its manifest yet: only the files globalign writes
-            own = [e.name for e in sibling.iterdir() if _is_own(e, ["*.csv", "*.jsonl", "*.png", "*.svg", "*.tmp"])]
+            own = [e.name for e in sibling.iterdir() if _is_own(e, _PARTIAL_FILES)]
         for name in own:
             (sibling / name).unlink(missing_ok=True)
         try:
