@@ -180,20 +180,28 @@ def _samples(path: Path) -> list[SampleRecord]:
     return records
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """A run folder's manifest, checked to be globalign's and of a version this code reads."""
+def read_folder_manifest(path: Path, schema: str, what: str) -> dict[str, Any]:
+    """The manifest of a globalign output folder of one kind (`schema`, e.g. "globalign.audit"), checked to
+    be globalign's; `what` names the kind in messages ("audit folder")."""
     if not path.is_dir():
-        raise GlobalignError(f"{path}: no such run folder")
+        raise GlobalignError(f"{path}: no such {what}")
     file = path / "manifest.json"
     try:
         manifest = json.loads(file.read_text("utf-8"))
     except FileNotFoundError:
-        raise GlobalignError(f"{path}: not a globalign run folder (no manifest.json)") from None
+        raise GlobalignError(f"{path}: not a globalign {what} (no manifest.json)") from None
     except (ValueError, OSError) as exc:
         raise GlobalignError(f"{file}: unreadable ({type(exc).__name__})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        what = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise GlobalignError(f"{path}: not a globalign run folder ({'a ' + str(what) + ' folder' if what else 'no run schema'})")
+    if not isinstance(manifest, dict) or manifest.get("schema") != schema:
+        found = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise GlobalignError(f"{path}: not a globalign {what} "
+                             f"({'a ' + str(found) + ' folder' if found else 'no ' + schema + ' schema'})")
+    return manifest
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A run folder's manifest, checked to be globalign's and of a version this code reads."""
+    manifest = read_folder_manifest(path, SCHEMA, "run folder")
     version = manifest.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise GlobalignError(f"{path}: run folder schema version {version!r}; this globalign reads "

@@ -19,7 +19,15 @@ from typing import Any
 
 from globalign.errors import GlobalignError
 from globalign.families import Comparison, Family
-from globalign.records import ComparisonRow, MetricRow, Run, SampleRecord, TaskDeclaration, read_run
+from globalign.records import (
+    ComparisonRow,
+    MetricRow,
+    Run,
+    SampleRecord,
+    TaskDeclaration,
+    read_folder_manifest,
+    read_run,
+)
 
 AUDIT_SCHEMA = "globalign.audit"
 
@@ -153,17 +161,7 @@ def _csv_rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
 
 def read_audit(path: Path) -> AuditData:
     """An `audit-data` folder: its language and country tables and its map."""
-    file = path / "manifest.json"
-    if not path.is_dir():
-        raise GlobalignError(f"{path}: no such audit folder")
-    try:
-        manifest = json.loads(file.read_text("utf-8"))
-    except FileNotFoundError:
-        raise GlobalignError(f"{path}: not a globalign audit folder (no manifest.json)") from None
-    except (ValueError, OSError) as exc:
-        raise GlobalignError(f"{file}: unreadable ({type(exc).__name__})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != AUDIT_SCHEMA:
-        raise GlobalignError(f"{file}: not a globalign audit folder (pass run folders without --audit)")
+    manifest = read_folder_manifest(path, AUDIT_SCHEMA, "audit folder")
     languages = _csv_rows(path / "languages.csv", ("language", "role", "count", "share", "rule"))
     if not languages and not (path / "languages.csv").is_file():
         raise GlobalignError(f"{path / 'languages.csv'}: missing; the audit folder is incomplete")
