@@ -24,7 +24,6 @@ pytestmark = pytest.mark.slow
 
 PAPER = "paper_outputs/outputs"
 MAX_BYTES = 15_000_000
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
 
 
 def chromium() -> str:
@@ -90,8 +89,6 @@ def test_rescored_study_and_payload_report_renders_offline(tmp_path, data_dir, c
     print(f"\nrescore report: {size / 1e6:.1f} MB, load {ms} ms in the page, dump-dom {seconds:.1f} s; verdict:\n{out}")
     shot = browse(report, tmp_path / "profile", "--window-size=1280,2000", f"--screenshot={tmp_path / 'shot.png'}")
     assert shot.returncode == 0 and (tmp_path / "shot.png").stat().st_size > 10_000
-    if SCREENSHOT.parent.is_dir() and not SCREENSHOT.exists():
-        shutil.copyfile(tmp_path / "shot.png", SCREENSHOT)
 
 
 def test_demo_report_renders_offline(demo_run, tmp_path):
