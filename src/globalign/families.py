@@ -66,6 +66,10 @@ class Comparison:
         return {"family": self.family, "model_a": self.model_a, "model_b": self.model_b,
                 "stage_a": self.stage_a, "stage_b": self.stage_b, "kind": self.kind}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        return cls(*(str(data[k]) for k in ("family", "model_a", "model_b", "stage_a", "stage_b", "kind")))
+
 
 def default_stage_names(n: int) -> tuple[str, ...]:
     if n == 2:

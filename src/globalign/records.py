@@ -18,7 +18,8 @@ from typing import Any
 from globalign.errors import GlobalignError
 from globalign.text_safety import from_spreadsheet_safe
 
-SCHEMA = "globalign.run"
+SCHEMA = "globalign.run"  # the manifest marker of a run folder (store/output.py writes it)
+AUDIT_SCHEMA = "globalign.audit"  # and of an audit-data folder
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
 

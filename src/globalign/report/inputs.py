@@ -11,7 +11,6 @@ source, under two names) is an error too: its comparisons would silently drop.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from globalign.errors import GlobalignError
 from globalign.families import Comparison, Family
 from globalign.records import (
+    AUDIT_SCHEMA,
     ComparisonRow,
     MetricRow,
     Run,
@@ -28,8 +28,6 @@ from globalign.records import (
     read_folder_manifest,
     read_run,
 )
-
-AUDIT_SCHEMA = "globalign.audit"
 
 
 @dataclass(frozen=True)
@@ -136,8 +134,7 @@ def _families(runs: Sequence[Run]) -> tuple[list[Family], list[Comparison]]:
                     family = Family(f"{family.name} ({run.path.name})", family.stages)
                 families.setdefault(family.name, family)
             for raw in run.manifest.get("comparisons") or []:
-                comp = Comparison(str(raw["family"]), str(raw["model_a"]), str(raw["model_b"]),
-                                  str(raw["stage_a"]), str(raw["stage_b"]), str(raw["kind"]))
+                comp = Comparison.from_json(raw)
                 comparisons.setdefault(comp.pair, comp)
         except (KeyError, TypeError, AttributeError):
             raise GlobalignError(f"{where}: its 'families' or 'comparisons' are not globalign's (rerun the "
@@ -204,6 +201,7 @@ def combine_runs(runs: Sequence[Run], audits: Sequence[AuditData] = ()) -> Repor
 
 def _is_audit(path: Path) -> bool:
     try:
-        return json.loads((path / "manifest.json").read_text("utf-8")).get("schema") == AUDIT_SCHEMA
-    except (OSError, ValueError, AttributeError):
+        read_folder_manifest(path, AUDIT_SCHEMA, "audit folder")
+    except GlobalignError:
         return False
+    return True

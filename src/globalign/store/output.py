@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from globalign.errors import GlobalignError, first_line
-from globalign.records import ComparisonRow, MetricRow, SampleRecord
+from globalign.records import AUDIT_SCHEMA, SCHEMA, ComparisonRow, MetricRow, SampleRecord
 from globalign.text_safety import spreadsheet_safe
 
 MANIFEST = "manifest.json"
@@ -44,9 +44,9 @@ class FolderKind:
     legacy_files: tuple[str, ...]  # name patterns written before the marker existed (globalign 0.1 folders)
 
 
-RUN_FOLDER = FolderKind("globalign.run", "run folder",
+RUN_FOLDER = FolderKind(SCHEMA, "run folder",
                         (MANIFEST, "metrics.csv", "comparisons.csv", "samples.jsonl", "map_*.png"))
-AUDIT_FOLDER = FolderKind("globalign.audit", "audit folder",
+AUDIT_FOLDER = FolderKind(AUDIT_SCHEMA, "audit folder",
                           (MANIFEST, "languages.csv", "countries.csv", "countries_by_role.csv", "metadata.csv",
                            "countries_map.png", "countries_map.svg"))
 FOLDER_KINDS = (RUN_FOLDER, AUDIT_FOLDER)
