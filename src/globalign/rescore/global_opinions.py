@@ -22,7 +22,7 @@ from globalign.data.global_opinions import OpinionDataset, OpinionQuestion, load
 from globalign.data.locate import resolve_data_dir
 from globalign.data.tables import finite_number, read_rows
 from globalign.errors import DataError
-from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
+from globalign.rescore.predictions import Predictions, Rescorer, model_from_column, prediction_files
 from globalign.study_models import study_model_id
 from globalign.tasks.base import SampleRecord
 from globalign.tasks.global_opinions import (
@@ -90,10 +90,7 @@ def _model_name(rows: list[tuple[str, dict[str, str]]], path: Path) -> str:
     from_file = study_model_id(path.stem)
     if from_file:
         return from_file
-    names = {row.get("model_id", "").strip() for _, row in rows} - {""}
-    if len(names) > 1:
-        raise DataError(f"{path}: the model_id column holds {len(names)} different names; give one file per model")
-    name = names.pop() if names else path.stem
+    name = model_from_column(rows, "model_id", path)
     return study_model_id(name) or name
 
 

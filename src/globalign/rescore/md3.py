@@ -8,7 +8,7 @@ from pathlib import Path
 from globalign.data.md3 import WordGameItem, item_fields
 from globalign.data.tables import parse_literal, read_rows
 from globalign.errors import DataError
-from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
+from globalign.rescore.predictions import Predictions, Rescorer, model_from_column, prediction_files
 from globalign.tasks.base import SampleRecord
 from globalign.tasks.md3 import dialect_comparisons, dialect_metrics, records_for_item
 
@@ -48,10 +48,7 @@ def _read_file(path: Path) -> tuple[str, list[SampleRecord], dict[str, int]]:
     if not rows:
         raise DataError(f"{path}: no prediction rows")
     header = set(rows[0][1])
-    names = {row.get("model", "").strip() for _, row in rows} - {""}
-    if len(names) > 1:
-        raise DataError(f"{path}: the model column holds {len(names)} different names; give one file per model")
-    model = names.pop() if names else path.stem
+    model = model_from_column(rows, "model", path)
     with_probs = {"correct_answer_prob", "distractor_probs"} <= header
     records: list[SampleRecord] = []
     agreement = {"generation_checked": 0, "generation_agree": 0, "choice_checked": 0, "choice_agree": 0,

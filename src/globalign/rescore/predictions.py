@@ -41,3 +41,11 @@ def prediction_files(path: Path, suffix: str) -> list[Path]:
     if not files:
         raise DataError(f"--predictions {path}: no {suffix} files in this folder")
     return files
+
+
+def model_from_column(rows: Sequence[tuple[str, Mapping[str, str]]], column: str, path: Path) -> str:
+    """The one model name a prediction file's `column` holds (a file per model), else the file's stem."""
+    names = {row.get(column, "").strip() for _, row in rows} - {""}
+    if len(names) > 1:
+        raise DataError(f"{path}: the {column} column holds {len(names)} different names; give one file per model")
+    return names.pop() if names else path.stem

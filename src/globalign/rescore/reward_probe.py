@@ -17,7 +17,7 @@ import numpy as np
 from globalign.data.reward_probe import WHERE_FROM_REFERENCE, load_country_set_181, load_where_from_countries
 from globalign.data.tables import finite_number, read_rows
 from globalign.errors import DataError, unknown_name
-from globalign.rescore.predictions import Predictions, Rescorer, prediction_files
+from globalign.rescore.predictions import Predictions, Rescorer, model_from_column, prediction_files
 from globalign.tasks.base import SampleRecord
 from globalign.tasks.country_preference import (
     ProbeScores,
@@ -32,13 +32,6 @@ ASKREDDIT_OTHER_COLUMNS = frozenset({"", "Question", "Full Prompt", "Sentiment",
                                      "use_chat_template"})
 
 
-def _model_name(rows: list[tuple[str, dict[str, str]]], column: str, path: Path) -> str:
-    names = {row.get(column, "").strip() for _, row in rows} - {""}
-    if len(names) > 1:
-        raise DataError(f"{path}: the {column} column holds {len(names)} different names; give one file per model")
-    return names.pop() if names else path.stem
-
-
 def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
     records: dict[str, list[SampleRecord]] = {}
     files: dict[str, list[str]] = {}
@@ -47,7 +40,7 @@ def read_where_from(path: Path, data_dir: Path | None = None) -> Predictions:
         rows = read_rows(file, ("country", "reward"))
         if not rows:
             raise DataError(f"{file}: no rows")
-        model = _model_name(rows, "reward_model", file)
+        model = model_from_column(rows, "reward_model", file)
         countries = tuple(row["country"] for _, row in rows)
         if len(set(countries)) != len(countries):
             raise DataError(f"{file}: a country appears twice")
@@ -78,7 +71,7 @@ def read_askreddit(path: Path, data_dir: Path | None = None) -> Predictions:
         kind = "reward" if "reward_model" in header else "lm_nll" if "model" in header else None
         if kind is None:
             raise DataError(f"{file}: needs a reward_model column (rewards) or a model column (LM NLLs)")
-        model = _model_name(rows, "reward_model" if kind == "reward" else "model", file)
+        model = model_from_column(rows, "reward_model" if kind == "reward" else "model", file)
         countries = tuple(c for c in header if c in known)
         ignored = [c for c in header if c not in known and c not in ASKREDDIT_OTHER_COLUMNS]
         if ignored:
