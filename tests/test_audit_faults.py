@@ -25,9 +25,10 @@ import pytest
 
 from globalign.audit import analyse, run
 from globalign.audit.bounded_json import MAX_NESTING
+from globalign.audit.finding import find_sources
 from globalign.audit.records import Shard
 from globalign.audit.run import AuditOptions, audit
-from globalign.audit.sources import find_sources, read_shard
+from globalign.audit.sources import read_shard
 from globalign.cli import main
 from globalign.errors import DataError, GlobalignError
 

@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from globalign.audit import sources
+from globalign.audit.finding import source_files
 from globalign.audit.records import Shard
-from globalign.audit.sources import file_kind, plan_shards, read_shard, source_files
+from globalign.audit.sources import file_kind, plan_shards, read_shard
 from globalign.errors import DataError
 
 

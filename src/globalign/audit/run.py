@@ -25,11 +25,12 @@ from globalign.audit.analyse import ShardJob
 from globalign.audit.bounded_json import MAX_NESTING
 from globalign.audit.counts import AuditCounts
 from globalign.audit.engines import ENGINES, run_local, run_ray
+from globalign.audit.finding import Skipped, find_sources
 from globalign.audit.formats import FieldNames, detect_format
 from globalign.audit.gazetteer import gazetteer_version
 from globalign.audit.langid import MAX_CHARS, identifier_versions
 from globalign.audit.records import MAX_MESSAGE_CHARS
-from globalign.audit.sources import Skipped, find_sources, plan_shards, read_shard
+from globalign.audit.sources import plan_shards, read_shard
 from globalign.audit.tables import (
     CountryRow,
     LanguageRow,
