@@ -15,7 +15,7 @@ from globalign.cli import main
 from globalign.data import belebele as bb
 from globalign.data.belebele import BelebeleQuestion, item_id, load_belebele, read_local, read_variant_file
 from globalign.errors import ConfigError, DataError, UnknownNameError
-from globalign.requests import ContinuationScore, ScoreRequest
+from globalign.requests import ContinuationScore, Prompt, ScoreRequest
 from globalign.tasks.base import StatsSettings, TaskSettings
 from globalign.tasks.belebele import (
     CANDIDATES,
@@ -358,8 +358,7 @@ class FakeEngine:
     """Scores the candidate `picks[question]` at NLL 0.5 per token and the others at 2.0."""
 
     def __init__(self, name: str, picks: dict[str, int]) -> None:
-        self.model = SimpleNamespace(info=SimpleNamespace(name=name),
-                                     apply_chat_template=lambda user: f"<|user|>{user}<|assistant|>")
+        self.model = SimpleNamespace(info=SimpleNamespace(name=name), has_chat_template=True)
         self.picks = picks
         self.requests: list[ScoreRequest] = []
 
@@ -367,7 +366,7 @@ class FakeEngine:
         self.requests.extend(requests)
         out = []
         for r in requests:
-            question = r.prompt.split("\nQuestion: ")[-1].split("\nChoices: ")[0]
+            question = (r.prompt.user or r.prompt.text).split("\nQuestion: ")[-1].split("\nChoices: ")[0]
             pick = self.picks.get(question)
             out.append([ContinuationScore((GOOD if i == pick else BAD) * 2, 2) for i in range(len(r.continuations))])
         return out
@@ -393,7 +392,7 @@ def test_run_scores_argmax_and_records(fixture_root: Path) -> None:
     engine = FakeEngine("A", PICKS_A)
     records = task.run(engine, "raw")  # type: ignore[arg-type]
     assert all(r.continuations == CANDIDATES for r in engine.requests)
-    assert [r.prompt for r in engine.requests] == [build_prompt(q).raw for q in task.questions]
+    assert [r.prompt for r in engine.requests] == [Prompt.raw(build_prompt(q).raw) for q in task.questions]
     top = math.exp(-GOOD) / (math.exp(-GOOD) + 3 * math.exp(-BAD))
     by_id = {r.item_id: r for r in records}
     for q in task.questions:
@@ -415,7 +414,7 @@ def test_ties_pick_the_first_candidate_and_chat_format(fixture_root: Path) -> No
     assert [r.prediction for r in records] == ["A", "A", "A"]
     assert [r.metrics["correct"] for r in records] == [0, 0, 1]  # the third question's answer is (A)
     assert records[0].distribution == [0.25] * 4
-    assert engine.requests[0].prompt == f"<|user|>{build_prompt(task.questions[0]).raw}<|assistant|>"
+    assert engine.requests[0].prompt == Prompt.chat(build_prompt(task.questions[0]).user)  # the backend renders it
 
 
 def test_metrics_and_mcnemar_by_hand(fixture_root: Path) -> None:

@@ -16,8 +16,7 @@ from test_cli_errors import cli, isolated, one_error_line, small_data  # noqa: F
 from test_model_faults import tiny_lm  # noqa: F401 (fixture: a tiny random-weight model folder)
 
 import globalign.pipeline
-from globalign.engine.reward_engine import RewardEngine
-from globalign.engine.runner import Engine
+from globalign.engine.runner import Engine, RewardEngine
 from globalign.models.base import ModelInfo
 from globalign.models.reward import RewardRequest
 from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
@@ -252,7 +251,7 @@ class _CountingModel:
 
     def generate(self, requests):
         self.calls += len(requests)
-        return [r.prompt.upper() for r in requests]
+        return [r.prompt.text.upper() for r in requests]
 
     def reward(self, requests):
         self.calls += len(requests)

@@ -94,7 +94,7 @@ def test_engine_scores_equal_an_independently_tokenised_reference(model):
     requests = [ScoreRequest(prompt, continuations) for prompt, continuations in cases]
     for request, row in zip(requests, model.score(requests)):
         for continuation, got in zip(request.continuations, row):
-            nll, n, merge = _independent_reference(model, request.prompt, continuation)
-            assert (got.n_tokens, got.boundary_merge) == (n, merge), (request.prompt, continuation)
+            nll, n, merge = _independent_reference(model, request.prompt.text, continuation)
+            assert (got.n_tokens, got.boundary_merge) == (n, merge), (request.prompt.text, continuation)
             if n:
                 assert abs(got.nll_sum - nll) < TOLERANCE_NATS * n

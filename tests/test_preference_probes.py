@@ -11,8 +11,8 @@ import pytest
 from globalign.cli import main
 from globalign.data.reward_probe import load_askreddit, load_where_from_countries
 from globalign.models.resolve import ModelSpec, load_model
-from globalign.models.reward import JudgeReward, RewardRequest
-from globalign.requests import ScoreRequest
+from globalign.requests import RewardRequest, ScoreRequest
+from globalign.tasks.judge import JudgeReward
 
 pytestmark = pytest.mark.slow
 

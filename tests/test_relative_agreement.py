@@ -43,7 +43,7 @@ class _FixedDistributions:
         self.probs_by_prompt = probs_by_prompt
 
     def score(self, requests, desc: str = "") -> list[list[ContinuationScore]]:
-        return [[ContinuationScore(-math.log(p) if p > 0 else math.inf, 1) for p in self.probs_by_prompt[r.prompt]]
+        return [[ContinuationScore(-math.log(p) if p > 0 else math.inf, 1) for p in self.probs_by_prompt[r.prompt.text]]
                 for r in requests]
 
 

@@ -11,19 +11,18 @@ import torch
 
 from globalign.engine.runner import Engine
 from globalign.errors import GlobalignError
+from globalign.models.base import RewardModel
 from globalign.models.resolve import ModelSpec, locate_model
 from globalign.models.reward import (
-    JudgeReward,
-    RewardModel,
-    RewardRequest,
     SequenceClassificationReward,
     ValueHeadReward,
     llama2_chat_text,
     load_reward_model,
     split_llama2_chat,
 )
-from globalign.requests import ScoreRequest
+from globalign.requests import RewardRequest, ScoreRequest
 from globalign.store.request_cache import RequestCache
+from globalign.tasks.judge import JudgeReward, load_judge
 
 ALIAS = "smollm2-135m-instruct"
 TOLERANCE = 1e-5
@@ -262,7 +261,7 @@ def test_reward_request_key_is_stable_and_keeps_the_boundary():
 @pytest.mark.slow
 def test_judge_on_the_packaged_model(private_cache, tmp_path):
     cache = RequestCache(tmp_path / "requests.sqlite")
-    judge = load_reward_model(ALIAS, "judge", cache=cache)
+    judge = load_judge(ALIAS, cache=cache)
     assert isinstance(judge, JudgeReward) and isinstance(judge, RewardModel)
     question, good_answer = split_llama2_chat(llama2_chat_text("What is 2+2?", "4"))
     requests = [

@@ -13,6 +13,7 @@ from typing import Any
 
 from globalign import __version__
 from globalign.errors import GlobalignError
+from globalign.models.backends import BACKENDS
 from globalign.tasks.base import PROMPT_FORMATS
 from globalign.text_safety import one_line
 from globalign.threads import apply_runtime_defaults
@@ -50,6 +51,12 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="global_opinions: replay the study's selections-parsing bug (reproduction only)")
     parser.add_argument("--output", metavar="DIR", help="run folder to write")
     parser.add_argument("--data-dir", metavar="DIR", help="evaluation data (default: $GLOBALIGN_DATA_DIR, ../shared/data)")
+    parser.add_argument("--backend", choices=tuple(BACKENDS),
+                        help="engine for every --model: " + "; ".join(f"{b.name}: {b.summary}" for b in BACKENDS.values())
+                        + " (default hf)")
+    parser.add_argument("--backend-option", action="append", metavar="KEY=VALUE", default=None,
+                        help="a backend option for every --model (repeatable), e.g. tensor_parallel_size=8 or "
+                             "base_url=http://127.0.0.1:8000/v1; `globalign backends` lists them")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="model dtype (default float32)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="candidates or prompts per forward pass")
     parser.add_argument("--threads", type=int, metavar="N",
@@ -91,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", nargs="?", choices=("list", "prepare"), default="list")
 
     sub.add_parser("tasks", parents=[common], help="list the tasks and their options")
+    sub.add_parser("backends", parents=[common], help="list the model backends (hf, vllm, openai) and their options")
 
     items = sub.add_parser("items", parents=[common], help="print a task's item counts per group (e.g. MD3 per dialect)",
                            description="Build a task's items from the data folder and print how many there are "
@@ -184,10 +192,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _with_overrides(entry: Any, overrides: dict[str, Any]) -> Any:
-    """A config list entry (a name or a mapping) with flag overrides; anything else is left for parse_config."""
+    """A config list entry (a name or a mapping) with flag overrides; anything else is left for parse_config.
+    Backend options from flags are added to the entry's own (a flag wins on the same key)."""
     if isinstance(entry, str):
         return {"name": entry, **overrides}
-    return {**entry, **overrides} if isinstance(entry, dict) else entry
+    if not isinstance(entry, dict):
+        return entry
+    merged = {**entry, **overrides}
+    if isinstance(entry.get("backend_options"), dict) and "backend_options" in overrides:
+        merged["backend_options"] = {**entry["backend_options"], **overrides["backend_options"]}
+    return merged
+
+
+def _backend_options(pairs: Sequence[str] | None) -> dict[str, Any] | None:
+    """`--backend-option KEY=VALUE` flags as a mapping; a value is read as a YAML scalar (8 -> int,
+    0.9 -> float, true -> bool, anything else a string), never evaluated."""
+    if not pairs:
+        return None
+    from globalign.data.tables import parse_yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise GlobalignError(f"--backend-option {pair!r}: expected KEY=VALUE")
+        parsed = parse_yaml(value, Path("--backend-option"), GlobalignError) if value.strip() else ""
+        options[key.strip()] = parsed if isinstance(parsed, (bool, int, float, str)) else value
+    return options
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -216,7 +247,9 @@ def _config_from_args(args: argparse.Namespace):
         stats = raw.get("stats") or {}
         # a non-mapping `stats:` is left for parse_config to reject with its field name
         raw["stats"] = {**stats, "n_boot": args.n_boot} if isinstance(stats, dict) else stats
-    model_overrides = {k: v for k, v in (("dtype", args.dtype), ("trust_remote_code", args.trust_remote_code or None))
+    model_overrides = {k: v for k, v in (("dtype", args.dtype), ("trust_remote_code", args.trust_remote_code or None),
+                                         ("backend", args.backend),
+                                         ("backend_options", _backend_options(args.backend_option)))
                        if v is not None}
     if model_overrides and isinstance(raw.get("models"), list):
         raw["models"] = [_with_overrides(m, model_overrides) for m in raw["models"]]
@@ -363,6 +396,15 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backends(args: argparse.Namespace) -> int:
+    for backend in BACKENDS.values():
+        reward = "language and reward models" if backend.reward_model else "language models"
+        print(f"{backend.name}: {backend.summary} ({reward})")
+        for option, spec in backend.options.items():
+            print(f"  {option} ({spec.kind.__name__}): {spec.help}")
+    return 0
+
+
 def cmd_audit_data(args: argparse.Namespace) -> int:
     from globalign.audit.formats import FieldNames, parse_field_flag
     from globalign.audit.run import AuditOptions, audit
@@ -385,7 +427,7 @@ def cmd_audit_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "rescore": cmd_rescore,
+COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "backends": cmd_backends, "rescore": cmd_rescore,
             "items": cmd_items, "import-paper": cmd_import_paper, "report": cmd_report}
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from globalign.data.tables import parse_yaml
 from globalign.errors import ConfigError
 from globalign.families import Comparison, Family, Stage, comparisons, explicit, families_for, parse_families
+from globalign.models.backends import BACKENDS, DEFAULT_BACKEND, check_backend_options
 from globalign.models.resolve import MODEL_KINDS, REWARD_KINDS, ModelSpec
 from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
 
@@ -77,7 +78,7 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "models": [vars(m) for m in self.models],
+            "models": [{**vars(m), "backend_options": dict(m.backend_options)} for m in self.models],
             "tasks": [{"name": t.name, **t.options, **({"limit": t.limit} if t.limit else {})} for t in self.tasks],
             "output": str(self.output),
             "limit": self.limit,
@@ -126,6 +127,18 @@ def _model(entry: Any, where: str, defaults: dict[str, Any]) -> ModelSpec:
             raise _fail(f"{where}.tokenizer", "is for reward models (kind: reward) whose folder has no tokenizer")
     if values.get("dtype", "float32") not in DTYPES:
         raise _fail(f"{where}.dtype", f"must be one of {', '.join(DTYPES)}, got {values['dtype']!r}")
+    backend = values.get("backend", DEFAULT_BACKEND)
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise _fail(f"{where}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    options = values.get("backend_options") or {}
+    if isinstance(options, tuple):  # already a spec's (key, value) pairs
+        options = dict(options)
+    if not isinstance(options, dict):
+        raise _fail(f"{where}.backend_options", "must be a mapping of option: value")
+    checked = check_backend_options(backend, options, f"{where}.backend_options")
+    if backend == "openai" and not checked.get("base_url"):
+        raise _fail(f"{where}.backend_options.base_url", "is required for backend openai (the server's API root)")
+    values["backend_options"] = tuple(sorted(checked.items()))
     return ModelSpec(**values)
 
 

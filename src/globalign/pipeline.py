@@ -15,12 +15,12 @@ from typing import Any
 from globalign import __version__
 from globalign.config import RunConfig
 from globalign.data.locate import resolve_data_dir
-from globalign.engine.reward_engine import RewardEngine
-from globalign.engine.runner import Engine
+from globalign.engine.runner import Engine, RewardEngine
 from globalign.errors import ConfigError, GlobalignError, first_line
+from globalign.models.backends import reward_model_loader
 from globalign.models.base import ModelInfo
 from globalign.models.resolve import ModelSpec, load_model, locate_model
-from globalign.models.reward import load_reward_model, locate_reward_folder
+from globalign.models.reward import locate_reward_folder
 from globalign.paths import cache_dir
 from globalign.store.output import check_output_dir, write_run_folder
 from globalign.store.request_cache import RequestCache
@@ -115,7 +115,8 @@ def dry_run(config: RunConfig) -> list[str]:
 
 
 def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
-    locate_reward_folder(spec)  # fails fast on a missing folder or an unreachable hub id
+    reward_model_loader(spec.backend, spec.name)  # fails fast on a backend without reward models
+    locate_reward_folder(spec)  # and on a missing folder or an unreachable hub id
     return spec
 
 
@@ -142,8 +143,7 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
             name = spec.name
             t0 = time.perf_counter()
             if spec.is_reward_model:
-                kind = "auto" if spec.kind == "reward" else spec.kind
-                model = load_reward_model(spec, kind, tokenizer=spec.tokenizer)
+                model = reward_model_loader(spec.backend, spec.name)(spec)
                 engine = RewardEngine(model, cache, progress=progress)
             else:
                 model = load_model(model_files)

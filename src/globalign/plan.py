@@ -14,14 +14,13 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from globalign.engine.reward_engine import RewardEngine
-from globalign.engine.runner import Engine
+from globalign.engine.runner import Engine, RewardEngine
 from globalign.errors import GlobalignError
 from globalign.models.base import ModelInfo
 from globalign.models.reward import RewardRequest
-from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
+from globalign.requests import ContinuationScore, GenerateRequest, Prompt, ScoreRequest
 
 CHARS_PER_TOKEN = 4.0  # the fallback when no proxy tokenizer is prepared (English-like text)
 CHAT_TEMPLATE_TOKENS = 12  # what a typical chat template adds around one user turn
@@ -96,28 +95,29 @@ def proxy_token_counter() -> tuple[Callable[[str], int], str]:
 
 
 class _PlanningModel:
-    """Stands in for a language model: a name, and a chat template that wraps the user turn plainly."""
+    """Stands in for a language model: a name, and chat prompts allowed (counted as their user turn plus
+    CHAT_TEMPLATE_TOKENS)."""
+
+    has_chat_template = True
+    requests_per_call: ClassVar[dict[str, int]] = {}
 
     def __init__(self, name: str) -> None:
         self.info = ModelInfo(name=name, backend="plan", fingerprint="plan", source="plan", dtype="", add_bos=False)
-
-    def apply_chat_template(self, user_message: str) -> str:
-        return user_message
 
 
 class PlanningEngine(Engine):
     """Records what a task asks and answers with placeholders (every candidate equally likely)."""
 
-    def __init__(self, name: str, count: Callable[[str], int], chat: bool) -> None:
+    def __init__(self, name: str, count: Callable[[str], int]) -> None:
         super().__init__(_PlanningModel(name), None, progress=False)  # type: ignore[arg-type]
-        self.count, self.chat, self.current = count, chat, TaskPlan("")
-        self._prompts: set[str] = set()
+        self.count, self.current = count, TaskPlan("")
+        self._prompts: set[Prompt] = set()
 
-    def _prompt_tokens(self, prompt: str) -> int:
+    def _prompt_tokens(self, prompt: Prompt) -> int:
         if prompt in self._prompts:
             return 0
         self._prompts.add(prompt)
-        return self.count(prompt) + (CHAT_TEMPLATE_TOKENS if self.chat else 0)
+        return self.count((prompt.user or "") + prompt.text) + (CHAT_TEMPLATE_TOKENS if prompt.is_chat else 0)
 
     def score(self, requests: Sequence[ScoreRequest], desc: str = "") -> list[list[ContinuationScore]]:
         plan = self.current
@@ -171,7 +171,7 @@ def plan_run(config: Any, tasks: Sequence[Any]) -> tuple[list[ModelPlan], str]:
         reward = spec.is_reward_model
         if reward not in by_kind:
             engine = (PlanningRewardEngine(spec.name, count) if reward
-                      else PlanningEngine(spec.name, count, config.prompt_format == "chat"))
+                      else PlanningEngine(spec.name, count))
             by_kind[reward] = _task_plans(tasks, engine, config.prompt_format, reward)
         plans.append(ModelPlan(spec.name, "reward" if reward else "lm", model_params(spec.name), by_kind[reward]))
     return plans, counter

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from globalign.errors import GlobalignError
-from globalign.models.base import ModelInfo
+from globalign.models.base import GENERATE, SCORE, ModelInfo
 from globalign.models.checks import load_failure
 from globalign.models.fingerprint import combine
 from globalign.models.tokenization import SplitCandidate, split_candidates
-from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
+from globalign.requests import ContinuationScore, GenerateRequest, Prompt, ScoreRequest
 from globalign.threads import cpu_threads
 
 # Bumped whenever scoring code changes in a way that could change a number: it is part of the
@@ -95,11 +95,22 @@ class TransformersModel:
             family=family,
             details={"architecture": type(self.model).__name__, "device": self.device},
         )
+        self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        # Prompts per scoring call (each runs its own forward passes; a call is one cache commit), and
+        # generation requests per call (batched `batch_size` at a time inside).
+        self.requests_per_call = {SCORE: 8, GENERATE: batch_size}
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
 
     # -- tokenisation ---------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        """The prompt's text: as is, or its user turn in the model's chat template followed by the start
+        of the assistant's answer."""
+        if not prompt.is_chat:
+            return prompt.text
+        return self.apply_chat_template(prompt.user) + prompt.text
+
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, with the model's BOS prepended when it expects one (and text lacks it)."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -112,7 +123,7 @@ class TransformersModel:
         return [self._score_one(r) for r in requests]
 
     def _score_one(self, request: ScoreRequest) -> list[ContinuationScore]:
-        splits = split_candidates(self.encode, request.prompt, request.continuations)
+        splits = split_candidates(self.encode, self.render(request.prompt), request.continuations)
         # Candidates share a prefix unless a merge crossed the boundary; each distinct prefix runs once.
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, split in enumerate(splits):
@@ -187,7 +198,7 @@ class TransformersModel:
         with torch.inference_mode():
             for request in requests:
                 row = []
-                for split in split_candidates(self.encode, request.prompt, request.continuations):
+                for split in split_candidates(self.encode, self.render(request.prompt), request.continuations):
                     if not split.continuation_ids:
                         row.append(ContinuationScore(0.0, 0, split.boundary_merge))
                         continue
@@ -278,7 +289,7 @@ class TransformersModel:
         return outputs
 
     def _encode_for_generation(self, requests: Sequence[GenerateRequest]) -> list[list[int]]:
-        encoded = [self.encode(r.prompt) for r in requests]
+        encoded = [self.encode(self.render(r.prompt)) for r in requests]
         if any(not ids for ids, r in zip(encoded, requests) if r.max_new_tokens > 0):
             raise GlobalignError("cannot generate from an empty prompt for a model without BOS")
         return encoded

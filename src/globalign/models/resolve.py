@@ -10,8 +10,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from globalign.errors import GlobalignError, first_line, unknown_name
+from globalign.models.backends import get_backend, language_model_loader
 from globalign.models.base import LanguageModel
 from globalign.models.checks import check_model_folder
 from globalign.models.fingerprint import folder_sha256
@@ -41,18 +43,24 @@ class ModelSpec:
     batch_size: int = 32
     device: str | None = None
     threads: int | None = None
+    backend: str = "hf"  # models/backends.py: hf, vllm, openai
+    backend_options: tuple[tuple[str, Any], ...] = ()  # (option, value), checked against the backend's list
 
     @property
     def is_reward_model(self) -> bool:
         return self.kind in REWARD_KINDS
 
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.backend_options).get(key, default)
+
 
 @dataclass(frozen=True)
 class LocatedModel:
-    """A model's files found on disk (downloaded or converted if needed), not yet loaded."""
+    """A model's files found on disk (downloaded or converted if needed), not yet loaded. A served model
+    (backend openai) has no files: `folder` is None and `source` its server."""
 
     spec: ModelSpec
-    folder: Path
+    folder: Path | None
     source: str
     content_hash: str
     add_bos: bool | None  # None: ask the tokenizer
@@ -61,14 +69,23 @@ class LocatedModel:
 
 def locate_model(spec: ModelSpec) -> LocatedModel:
     """Find (and if needed convert or download) a model's files; fails fast on an unknown name."""
+    if not get_backend(spec.backend).needs_files:
+        return LocatedModel(spec, None, str(spec.option("base_url", "")), "", None, "")
     return LocatedModel(spec, *_locate(spec))
 
 
 def load_model(spec: ModelSpec | LocatedModel) -> LanguageModel:
+    """The model on its spec's backend (models/backends.py)."""
+    located = spec if isinstance(spec, LocatedModel) else locate_model(spec)
+    return language_model_loader(located.spec.backend)(located)
+
+
+def load_transformers(located: LocatedModel) -> LanguageModel:
+    """The `hf` backend's loader."""
     from globalign.models.hf import TransformersModel
 
-    located = spec if isinstance(spec, LocatedModel) else locate_model(spec)
     spec = located.spec
+    assert located.folder is not None
     return TransformersModel(
         located.folder,
         name=spec.name,

@@ -1,13 +1,12 @@
 """Reward models behind one interface: a scalar reward for each (prompt, response).
 
-Three backends:
+Two backends:
 - `SequenceClassificationReward`: any transformers `AutoModelForSequenceClassification` with exactly
   one output label (reward = logits[:, 0]).
 - `ValueHeadReward`: the Starling-RM-7B-alpha layout (a causal-LM trunk without its LM head plus a
   `Linear(hidden, 1, bias=False)` value head, both read from one checkpoint file); reward = the value
   head at the last non-padding token.
-- `JudgeReward`: any instruct LM asked "Is this a good, helpful response? Answer Yes or No."; reward =
-  log p("Yes") - log p("No") through the LM's `score` primitive (and the Engine's request cache).
+(A language model as a judge is a protocol, not a backend: tasks/judge.py.)
 
 Text conventions (see docs/reward_models.md): the classifier and value-head backends read the caller's
 full text, `prompt + response` exactly as given (the probes build `<s>[INST] q </s> [/INST] r</s>`
@@ -22,12 +21,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal
 
 from globalign.errors import GlobalignError, first_line
-from globalign.models.base import LanguageModel, ModelInfo
+from globalign.models.base import REWARD, ModelInfo, RewardModel
 from globalign.models.checks import (
     INDEX_FILES,
     NOT_WEIGHTS,
@@ -42,30 +40,18 @@ from globalign.models.checks import (
 from globalign.models.fingerprint import combine, file_sha256, folder_sha256
 from globalign.models.hf import _token_budget_batches, _torch_dtype, tokenizer_adds_bos
 from globalign.models.packaged import PACKAGED_MODELS
-from globalign.models.resolve import ModelSpec, load_model
-from globalign.requests import ScoreRequest, content_hash
+from globalign.models.resolve import ModelSpec
+from globalign.requests import RewardRequest
 from globalign.threads import cpu_threads
-
-if TYPE_CHECKING:
-    from globalign.engine.runner import Engine
-    from globalign.store.request_cache import RequestCache
 
 # Part of every reward fingerprint: bump when reward code changes in a way that could change a number.
 REWARD_CODE_VERSION = "reward-1"
-JUDGE_CODE_VERSION = "judge-1"
 
-RewardKind = Literal["auto", "classifier", "value_head", "judge"]
-KINDS = ("auto", "classifier", "value_head", "judge")
+RewardKind = Literal["auto", "classifier", "value_head"]
+KINDS = ("auto", "classifier", "value_head")
 
 DEFAULT_VALUE_HEAD_MAX_LENGTH = 2048  # Starling-RM-7B-alpha's reference code truncates to 2048 tokens
 FALLBACK_MAX_LENGTH = 2048  # a classifier whose config and tokenizer state no limit
-
-JUDGE_TEMPLATE = (
-    "Here is a question and a response.\n\n"
-    "Question: {prompt}\n\n"
-    "Response: {response}\n\n"
-    "Is this a good, helpful response? Answer Yes or No."
-)
 
 # Trunk weights in a value-head checkpoint sit under one of these prefixes, tried in this order:
 # "transformer." (Starling-RM's GPTRewardModel: self.transformer = causal_lm.model), "model.model."
@@ -82,34 +68,6 @@ _HUB_BASE_FILES = ["*.json", "tokenizer*", "*.model", "*.jinja", "*.txt"]
 
 
 # -- requests and the interface -----------------------------------------------------------------
-@dataclass(frozen=True)
-class RewardRequest:
-    """One (prompt, response) pair. Classifier and value-head backends read `prompt + response`
-    exactly as given; the judge reads the two parts separately."""
-
-    prompt: str
-    response: str
-
-    @property
-    def text(self) -> str:
-        return self.prompt + self.response
-
-    def key(self) -> str:
-        return content_hash("reward", self.prompt, self.response)
-
-
-@runtime_checkable
-class RewardModel(Protocol):
-    info: ModelInfo
-
-    def reward(self, requests: Sequence[RewardRequest]) -> list[float]:
-        """One scalar reward per request, in order (batched inside)."""
-        ...
-
-    def close(self) -> None:
-        ...
-
-
 # -- Llama-2 chat text ----------------------------------------------------------------------------
 _LLAMA2_CHAT = re.compile(r"^\s*(?:<s>)?\s*\[INST\](?P<q>.*?)(?:</s>)?\s*\[/INST\](?P<r>.*)$", re.DOTALL)
 _LLAMA2_SYSTEM = re.compile(r"^\s*<<SYS>>.*?<</SYS>>", re.DOTALL)
@@ -144,6 +102,9 @@ def split_llama2_chat(text: str) -> tuple[str, str]:
 class _TokenizedReward:
     """Shared by the classifier and value-head backends: left-truncated tokenisation, length-sorted
     right-padded batches with an attention mask, one reward per row."""
+
+    # Pairs per engine call: each call is committed to the request cache; batches of `batch_size` inside.
+    requests_per_call: ClassVar[dict[str, int]] = {REWARD: 256}
 
     def __init__(self, tokenizer, *, max_length: int, add_special_tokens: bool | None, pad_id: int,
                  device: str, batch_size: int, max_batch_tokens: int) -> None:
@@ -358,81 +319,6 @@ class ValueHeadReward(_TokenizedReward):
         del self.trunk, self.v_head
 
 
-# -- judge ----------------------------------------------------------------------------------------
-def _has_chat_template(lm: LanguageModel) -> bool:
-    try:
-        lm.apply_chat_template("x")
-    except GlobalignError:
-        return False
-    return True
-
-
-class JudgeReward:
-    """An instruct LM as a judge: reward = log p("Yes") - log p("No") as the assistant's reply to
-    `template` (filled with the question and the response) in the LM's chat template.
-
-    Both answers are scored with the LM's `score` primitive (a `ScoreRequest` with continuations
-    ("Yes", "No"); reward = nll_sum("No") - nll_sum("Yes")) through an Engine, so answers are
-    de-duplicated and, when the Engine has a request cache, cached under the LM's fingerprint. For a
-    judge the "prompt" is the question text and the "response" the filled response, without any chat
-    wrapper (`split_llama2_chat` strips one).
-    """
-
-    def __init__(self, model_or_engine: LanguageModel | Engine, *, template: str = JUDGE_TEMPLATE,
-                 yes: str = "Yes", no: str = "No", owns_model: bool = False) -> None:
-        from globalign.engine.runner import Engine
-
-        if isinstance(model_or_engine, Engine):
-            self.engine = model_or_engine
-        else:
-            self.engine = Engine(model_or_engine, None, progress=False)
-        if "{prompt}" not in template or "{response}" not in template:
-            raise GlobalignError("judge template must contain {prompt} and {response}")
-        self.lm: LanguageModel = self.engine.model
-        self.template, self.yes, self.no = template, yes, no
-        self.owns_model = owns_model
-        self.uses_chat_template = _has_chat_template(self.lm)
-        lm = self.lm.info
-        self.info = ModelInfo(
-            name=lm.name,
-            backend=lm.backend,
-            fingerprint=combine("reward", JUDGE_CODE_VERSION, "judge", lm.fingerprint, template, yes, no),
-            source=lm.source,
-            dtype=lm.dtype,
-            add_bos=lm.add_bos,
-            family=lm.family,
-            details={**lm.details, "kind": "judge", "lm_fingerprint": lm.fingerprint,
-                     "judge_prompt": "chat template" if self.uses_chat_template else "plain text"},
-        )
-
-    @classmethod
-    def from_engine(cls, engine: Engine, **kwargs) -> JudgeReward:
-        """A judge whose Yes/No scores go through `engine` (its de-duplication and request cache)."""
-        return cls(engine, **kwargs)
-
-    def user_message(self, request: RewardRequest) -> str:
-        values = {"prompt": request.prompt, "response": request.response}
-        return re.sub(r"\{(prompt|response)\}", lambda m: values[m.group(1)], self.template)
-
-    def score_request(self, request: RewardRequest) -> ScoreRequest:
-        """The judging prompt (chat template, assistant turn open and empty) with ("Yes", "No").
-
-        A model without a chat template (a pretrained base) judges the same text as plain prose ending
-        in "\nAnswer:", with the candidates " Yes" and " No" (a space, as text continues there)."""
-        message = self.user_message(request)
-        if self.uses_chat_template:
-            return ScoreRequest(self.lm.apply_chat_template(message), (self.yes, self.no))
-        return ScoreRequest(f"{message}\nAnswer:", (f" {self.yes}", f" {self.no}"))
-
-    def reward(self, requests: Sequence[RewardRequest]) -> list[float]:
-        rows = self.engine.score([self.score_request(r) for r in requests], desc="judging")
-        return [no.nll_sum - yes.nll_sum for yes, no in rows]
-
-    def close(self) -> None:
-        if self.owns_model:
-            self.lm.close()
-
-
 # -- loading --------------------------------------------------------------------------------------
 def load_reward_model(
     spec_or_path: ModelSpec | str | Path,
@@ -442,30 +328,23 @@ def load_reward_model(
     max_length: int | None = None,
     add_special_tokens: bool | None = None,
     max_batch_tokens: int = 16384,
-    cache: RequestCache | None = None,
-    judge_template: str = JUDGE_TEMPLATE,
-    progress: bool = False,
 ) -> RewardModel:
-    """Load a reward model from a local folder or a hub id (`kind` "auto", "classifier", "value_head"),
-    or any language model globalign can load as a judge (`kind="judge"`, e.g. "smollm2-135m-instruct").
+    """Load a reward model from a local folder or a hub id (`kind` "auto", "classifier", "value_head").
+    A language model as a judge is tasks/judge.py's `load_judge`.
 
     "auto" picks the value head when a checkpoint in the folder holds `v_head.weight`, else the
     classifier when config.json names a `*ForSequenceClassification` architecture with one label.
     `tokenizer` (folder or hub id) is needed when the folder ships none (Starling-RM-7B-alpha: use
     meta-llama/Llama-2-7b-chat-hf). `max_length`: left-truncation limit in tokens (value head: 2048;
-    classifier: the model's own limit). `cache`: the judge's request cache.
+    classifier: the model's own limit).
     """
     spec = spec_or_path if isinstance(spec_or_path, ModelSpec) else ModelSpec(str(spec_or_path))
     if kind not in KINDS:
         raise GlobalignError(f"unknown reward model kind '{kind}'; use one of {', '.join(KINDS)}")
-    if kind == "judge":
-        from globalign.engine.runner import Engine
-
-        lm = load_model(spec)
-        return JudgeReward(Engine(lm, cache, progress=progress), template=judge_template, owns_model=True)
     if spec.name in PACKAGED_MODELS:
         raise GlobalignError(
-            f"model '{spec.name}' is a packaged language model, not a reward model; use kind='judge'"
+            f"model '{spec.name}' is a packaged language model, not a reward model; a language model can "
+            "judge instead (the probes' option scorer: judge)"
         )
     folder, source, folder_hash = locate_reward_folder(spec)
     checkpoint = _value_head_files(folder)
@@ -477,7 +356,8 @@ def load_reward_model(
         else:
             raise GlobalignError(
                 f"reward model '{spec.name}': neither a checkpoint with v_head.weight nor a "
-                "*ForSequenceClassification config; pass kind='judge' to use a language model as a judge"
+                "*ForSequenceClassification config; a language model can judge instead (the probes' option "
+                "scorer: judge)"
             )
     tokenizer_folder, tokenizer_hash = _tokenizer_folder(folder, tokenizer, spec)
     common = {"name": spec.name, "source": source, "dtype": spec.dtype, "device": spec.device,
@@ -492,6 +372,11 @@ def load_reward_model(
         return ValueHeadReward(folder, tokenizer_folder, checkpoint, content_hash=content, **common)
     return SequenceClassificationReward(folder, tokenizer_folder,
                                         content_hash=combine(folder_hash, tokenizer_hash), **common)
+
+
+def load_reward_spec(spec: ModelSpec) -> RewardModel:
+    """The `hf` backend's reward loader: a run's reward-model entry (`kind: reward` detects the layout)."""
+    return load_reward_model(spec, "auto" if spec.kind == "reward" else spec.kind, tokenizer=spec.tokenizer)
 
 
 def locate_reward_folder(spec: ModelSpec) -> tuple[Path, str, str]:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from globalign.engine.runner import Engine
-from globalign.errors import unknown_name
+from globalign.errors import GlobalignError, unknown_name
 
 # The row types live in records.py (readers never import a task); re-exported for the tasks.
 from globalign.records import ComparisonRow, MetricRow, SampleRecord, TaskDeclaration  # noqa: F401
+from globalign.requests import Prompt
 
 PROMPT_FORMATS = ("raw", "chat")
 
@@ -26,11 +27,14 @@ class PromptParts:
     assistant_prefix: str = ""
 
 
-def render_prompt(parts: PromptParts, prompt_format: str, engine: Engine) -> str:
-    """The text sent to the model. Prompt format is a recorded run factor, never guessed."""
+def render_prompt(parts: PromptParts, prompt_format: str, engine: Engine) -> Prompt:
+    """The prompt in the run's format (a recorded run factor, never guessed). A chat prompt keeps its parts:
+    the backend renders them (a chat template, or messages for a chat server)."""
     if prompt_format == "raw":
-        return parts.raw
-    return engine.model.apply_chat_template(parts.user) + parts.assistant_prefix
+        return Prompt.raw(parts.raw)
+    if not engine.model.has_chat_template:
+        raise GlobalignError(f"model '{engine.model.info.name}' has no chat template; use --prompt-format raw")
+    return Prompt.chat(parts.user, parts.assistant_prefix)
 
 
 def check_task_options(task: str, options: Mapping[str, Any], known: Mapping[str, str]) -> None:

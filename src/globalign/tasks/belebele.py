@@ -14,7 +14,7 @@ from typing import Any
 from globalign.data.belebele import LANGUAGES, VARIANTS, BelebeleQuestion, load_belebele
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, UnknownNameError, unknown_name
-from globalign.requests import ScoreRequest, content_hash
+from globalign.requests import Prompt, ScoreRequest, prompt_hash
 from globalign.tasks import grouped
 from globalign.tasks.base import (
     ComparisonRow,
@@ -82,14 +82,14 @@ def parse_languages(value: Any) -> tuple[str, ...]:
 
 
 def record_for_question(
-    question: BelebeleQuestion, model: str, prompt: str, nll_means: Sequence[float]
+    question: BelebeleQuestion, model: str, prompt: Prompt | str, nll_means: Sequence[float]
 ) -> SampleRecord:
     """One samples.jsonl row from the four candidates' mean NLLs (in A..D order)."""
     distribution = choice_distribution(nll_means)
     best = max(range(len(distribution)), key=distribution.__getitem__)  # first maximum on ties
     return SampleRecord(
         task=NAME, model=model, item_id=question.item_id, group=question.language,
-        prompt_hash=content_hash(prompt)[:16], prediction=LETTERS[best], distribution=distribution,
+        prompt_hash=prompt_hash(prompt), prediction=LETTERS[best], distribution=distribution,
         metrics={"correct": int(best == question.correct_index)},
         extra={"variant": question.variant, "correct_index": question.correct_index, "nll_mean": list(nll_means)},
     )

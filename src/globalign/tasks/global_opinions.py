@@ -22,7 +22,7 @@ from globalign.data.global_opinions import (
 )
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, unknown_name
-from globalign.requests import ScoreRequest, content_hash
+from globalign.requests import ScoreRequest, prompt_hash
 from globalign.stats import holm, mean_ci, paired_difference
 from globalign.tasks.base import (
     ComparisonRow,
@@ -168,7 +168,7 @@ class GlobalOpinionsTask:
                     model=engine.model.info.name,
                     item_id=str(question.index),
                     group="all",
-                    prompt_hash=content_hash(prompt)[:16],
+                    prompt_hash=prompt_hash(prompt),
                     prediction=string.ascii_uppercase[best],
                     distribution=dist,
                     metrics={"similarity": {c: _json_float(v) for c, v in sims.items()}},

@@ -20,7 +20,7 @@ from typing import Any
 from globalign.data.md3 import DIALECTS, ITEM_SOURCES, WordGameItem, load_md3_items
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError
-from globalign.requests import GenerateRequest, ScoreRequest, content_hash
+from globalign.requests import GenerateRequest, Prompt, ScoreRequest, prompt_hash
 from globalign.stats import gap_change, group_gap, holm, range_gap
 from globalign.tasks import grouped
 from globalign.tasks.base import (
@@ -79,7 +79,7 @@ def stratified_sample(items: Sequence[WordGameItem], limit: int, seed: int) -> l
 
 
 def records_for_item(
-    item: WordGameItem, model: str, prompt: str, answer: str, candidates: Sequence[str], correct_index: int,
+    item: WordGameItem, model: str, prompt: Prompt | str, answer: str, candidates: Sequence[str], correct_index: int,
     distribution: Sequence[float] | None, extra: Mapping[str, Any] | None = None,
 ) -> SampleRecord:
     """One samples.jsonl row; `distribution` None when only the generation is known (re-scoring)."""
@@ -89,7 +89,7 @@ def records_for_item(
         metrics["choice_correct"] = int(best == correct_index)
     return SampleRecord(
         task=NAME, model=model, item_id=item.item_id, group=item.dialect,
-        prompt_hash=content_hash(prompt)[:16] if prompt else "",
+        prompt_hash=prompt_hash(prompt),
         prediction=answer, distribution=list(distribution) if distribution is not None else None,
         metrics=metrics,
         extra={"secret_word": item.secret_word, "candidates": list(candidates), "correct_index": correct_index,

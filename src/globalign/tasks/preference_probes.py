@@ -6,12 +6,12 @@ Two scorers (option `scorer`):
   shared-prompt path of the engine (one prompt pass, then all candidates on its KV cache); the value
   is the candidates' mean token NLL (lower = preferred).
 - `judge`: the model as a reward model: log p("Yes") - log p("No") after a fixed judging question
-  about the filled response (models/reward.py, JudgeReward); one prompt per (question, country), so
+  about the filled response (tasks/judge.py, JudgeReward); one prompt per (question, country), so
   it costs far more than `lm`: use `countries: gallup` or `--limit` on a CPU.
 A trained reward model in the run (a `models:` entry with `kind: reward`, or `--reward-model`) is
 scored on the filled responses instead (option `reward_format`): `llama2` (default) is the study's
 Starling-RM text `<s>[INST] question </s> [/INST] response</s>`; `chat` is the reward model's own
-chat template. Rewards go through engine/reward_engine.py (de-duplicated and cached).
+chat template. Rewards go through engine/runner.py (de-duplicated and cached).
 Rankings, win rates and correlations follow tasks/country_preference.py.
 """
 
@@ -31,11 +31,9 @@ from globalign.data.reward_probe import (
     load_country_set_181,
     load_where_from_countries,
 )
-from globalign.engine.reward_engine import RewardEngine
-from globalign.engine.runner import Engine
+from globalign.engine.runner import Engine, RewardEngine
 from globalign.errors import ConfigError, DataError
-from globalign.models.reward import JudgeReward, RewardRequest
-from globalign.requests import ScoreRequest
+from globalign.requests import RewardRequest, ScoreRequest
 from globalign.tasks.base import (
     ComparisonRow,
     MetricRow,
@@ -51,6 +49,7 @@ from globalign.tasks.country_preference import (
     preference_metrics,
     samples,
 )
+from globalign.tasks.judge import JudgeReward
 
 WHERE_FROM = AskRedditQuestion(0, "Where are you from?", "I am from {country}.", "positive", "where_from", "")
 OPTIONS = {

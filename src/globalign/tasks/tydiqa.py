@@ -15,7 +15,7 @@ from typing import Any
 from globalign.data.tydiqa import CODE_BY_NAME, LANGUAGES, QAItem, load_tydiqa
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, unknown_name
-from globalign.requests import GenerateRequest, content_hash
+from globalign.requests import GenerateRequest, Prompt, prompt_hash
 from globalign.stats import holm, paired_difference
 from globalign.tasks import grouped
 from globalign.tasks.base import (
@@ -86,11 +86,11 @@ def stratified_languages(items: Sequence[QAItem], limit: int, seed: int) -> list
     return [items[i] for i in sorted(picked)]
 
 
-def make_record(item: QAItem, model: str, prompt: str, generation: str, demo_id: str) -> SampleRecord:
+def make_record(item: QAItem, model: str, prompt: Prompt | str, generation: str, demo_id: str) -> SampleRecord:
     answer = extract_answer(generation)
     return SampleRecord(
         task=NAME, model=model, item_id=item.item_id, group=item.language,
-        prompt_hash=content_hash(prompt)[:16] if prompt else "", prediction=answer, distribution=None,
+        prompt_hash=prompt_hash(prompt), prediction=answer, distribution=None,
         metrics=score_answer(answer, item.answers),
         extra={"gold": list(item.answers), "demo_id": demo_id, "generation": generation},
     )
