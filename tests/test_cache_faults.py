@@ -18,8 +18,7 @@ from test_model_faults import tiny_lm  # noqa: F401 (fixture: a tiny random-weig
 import globalign.pipeline
 from globalign.engine.runner import Engine, RewardEngine
 from globalign.models.base import ModelInfo
-from globalign.models.reward import RewardRequest
-from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
+from globalign.requests import ContinuationScore, GenerateRequest, RewardRequest, ScoreRequest
 from globalign.store.request_cache import RequestCache, RequestCacheError
 
 
@@ -242,7 +241,8 @@ class _CountingModel:
 
     def __init__(self) -> None:
         self.info = ModelInfo(name="fake", backend="fake", fingerprint="fake-fp", source="", dtype="", add_bos=False)
-        self.batch_size = 4
+        self.requests_per_call = {"score": 4, "generate": 4, "reward": 4}  # several commits per run
+        self.has_chat_template = False
         self.calls = 0
 
     def score(self, requests):
@@ -310,3 +310,18 @@ def test_a_run_over_bad_rows_finishes_and_counts_them(capsys, data, tmp_path, ca
     code, _, err = run(capsys, lm, data, tmp_path / "third")
     counts = json.loads((tmp_path / "third" / "manifest.json").read_text())["engine"][str(lm)]
     assert code == 0 and "warning" not in err and counts == {"computed": 0, "from_cache": counts["from_cache"]}
+
+
+def test_the_engine_hands_over_chunks_of_the_size_the_backend_declares(tmp_path):
+    """Each chunk is one backend call and one cache commit: 10 prompts at 4 per call are 3 calls."""
+    model = _CountingModel()
+    sizes: list[int] = []
+    score = model.score
+    model.score = lambda requests: (sizes.append(len(requests)), score(requests))[1]
+    engine = Engine(model, RequestCache(tmp_path / "c.sqlite"), progress=False)
+    engine.score([ScoreRequest(f"p{i}", ("a", "bb")) for i in range(10)])
+    assert sizes == [4, 4, 2] and engine.computed == 20
+    model.requests_per_call = {"score": 1}
+    sizes.clear()
+    Engine(model, None, progress=False).score([ScoreRequest(f"q{i}", ("a",)) for i in range(3)])
+    assert sizes == [1, 1, 1]

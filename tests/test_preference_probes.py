@@ -37,7 +37,8 @@ def test_judge_on_a_base_model_uses_a_plain_text_prompt():
     judge = JudgeReward(model)
     request = judge.score_request(RewardRequest("Where are you from?", "I am from France."))
     assert not judge.uses_chat_template and judge.info.details["judge_prompt"] == "plain text"
-    assert request.prompt.endswith("Answer Yes or No.\nAnswer:") and request.continuations == (" Yes", " No")
+    assert not request.prompt.is_chat and request.prompt.text.endswith("Answer Yes or No.\nAnswer:")
+    assert request.continuations == (" Yes", " No")
     yes, no = model.score_naive([request])[0]
     assert judge.reward([RewardRequest("Where are you from?", "I am from France.")]) == pytest.approx(
         [no.nll_sum - yes.nll_sum], abs=1e-4)

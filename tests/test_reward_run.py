@@ -16,7 +16,8 @@ from globalign.config import parse_config
 from globalign.data.locate import resolve_data_dir
 from globalign.data.reward_probe import load_askreddit
 from globalign.errors import ConfigError
-from globalign.models.reward import RewardRequest, load_reward_model
+from globalign.models.reward import load_reward_model
+from globalign.requests import RewardRequest
 
 
 def _rows(path):

@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 from globalign.engine.runner import Engine, RewardEngine
 from globalign.errors import GlobalignError
 from globalign.models.base import ModelInfo
-from globalign.models.reward import RewardRequest
-from globalign.requests import ContinuationScore, GenerateRequest, Prompt, ScoreRequest
+from globalign.requests import ContinuationScore, GenerateRequest, Prompt, RewardRequest, ScoreRequest
 
 CHARS_PER_TOKEN = 4.0  # the fallback when no proxy tokenizer is prepared (English-like text)
 CHAT_TEMPLATE_TOKENS = 12  # what a typical chat template adds around one user turn
