@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import globalign.models.backends
 import globalign.pipeline
 from globalign.cli import main
 
@@ -17,7 +18,8 @@ PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper.yaml"
 def _no_model_loads(monkeypatch):
     monkeypatch.setattr(globalign.pipeline, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     monkeypatch.setattr(globalign.pipeline, "locate_model", lambda *a, **k: pytest.fail("a model was located"))
-    monkeypatch.setattr(globalign.pipeline, "load_reward_model", lambda *a, **k: pytest.fail("a model loaded"))
+    # every backend's loader (language and reward models) comes through the registry
+    monkeypatch.setattr(globalign.models.backends, "_load", lambda *a, **k: pytest.fail("a backend was loaded"))
 
 
 def _rows(out: str) -> dict[str, tuple[int, int, int, int]]:
