@@ -30,6 +30,7 @@ from globalign.data.tables import parse_yaml
 from globalign.errors import ConfigError
 from globalign.families import Comparison, Family, Stage, comparisons, explicit, families_for, parse_families
 from globalign.models.backends import BACKENDS, DEFAULT_BACKEND, check_backend_options
+from globalign.models.openai_backend import check_openai_options
 from globalign.models.resolve import MODEL_KINDS, REWARD_KINDS, ModelSpec
 from globalign.tasks.base import PROMPT_FORMATS, StatsSettings
 
@@ -136,8 +137,8 @@ def _model(entry: Any, where: str, defaults: dict[str, Any]) -> ModelSpec:
     if not isinstance(options, dict):
         raise _fail(f"{where}.backend_options", "must be a mapping of option: value")
     checked = check_backend_options(backend, options, f"{where}.backend_options")
-    if backend == "openai" and not checked.get("base_url"):
-        raise _fail(f"{where}.backend_options.base_url", "is required for backend openai (the server's API root)")
+    if backend == "openai":
+        check_openai_options(checked, f"{where}.backend_options")
     values["backend_options"] = tuple(sorted(checked.items()))
     return ModelSpec(**values)
 

@@ -66,8 +66,10 @@ BACKENDS: dict[str, Backend] = {
             "base_url": BackendOption(str, "the API root, e.g. http://127.0.0.1:8000/v1 (required)"),
             "api_key_env": BackendOption(str, "environment variable holding the API key (default OPENAI_API_KEY; "
                                               "the key is never written to the manifest or logs)"),
-            "api": BackendOption(str, "'completions' (default; needed for scoring) or 'chat' (generation only)"),
-            "tokenizer": BackendOption(str, "local tokenizer folder or alias, to render chat prompts for scoring"),
+            "api": BackendOption(str, "where generations go: 'completions' (default) or 'chat' (the server renders "
+                                      "chat prompts); scores always use /completions"),
+            "tokenizer": BackendOption(str, "local tokenizer folder or packaged alias: prompts go as token ids (the "
+                                            "study's exact tokenisation) and chat prompts are rendered here"),
             "max_concurrency": BackendOption(int, "requests in flight at once (default 8)"),
             "timeout": BackendOption(float, "seconds per request before it is retried (default 120)"),
             "max_retries": BackendOption(int, "retries of a 429, 5xx or dropped connection (default 6)"),
