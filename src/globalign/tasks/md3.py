@@ -83,10 +83,10 @@ def records_for_item(
     distribution: Sequence[float] | None, extra: Mapping[str, Any] | None = None,
 ) -> SampleRecord:
     """One samples.jsonl row; `distribution` None when only the generation is known (re-scoring)."""
-    metrics: dict[str, Any] = {"generation_correct": int(generation_correct(answer, item.secret_word, item.distractors))}
+    metrics = {"generation_correct": float(generation_correct(answer, item.secret_word, item.distractors))}
     if distribution is not None:
         best = max(range(len(distribution)), key=distribution.__getitem__)
-        metrics["choice_correct"] = int(best == correct_index)
+        metrics["choice_correct"] = float(best == correct_index)
     return SampleRecord(
         task=NAME, model=model, item_id=item.item_id, group=item.dialect,
         prompt_hash=content_hash(prompt)[:16] if prompt else "",
