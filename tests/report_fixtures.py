@@ -41,7 +41,8 @@ def write_payload_run(path: Path, *, base: str = "demo/base", aligned: str = EVI
             group = ("en_in", "en_ng", "en_us")[item % 3]
             correct = int(i == 0 or item % 2 == 0)
             samples.append(SampleRecord("md3", model, str(item), group, "h", EVIL_OUTPUT if i else "Spring", None,
-                                        {"choice_correct": correct}, {"secret_word": "Spring"}))
+                                        {"choice_correct": correct},
+                                        {"secret_word": "Spring", "transcript": f"Speaker0: a season{SCRIPT_PAYLOAD}"}))
     for group in ("all", "en_in", "en_ng", "en_us"):
         delta = -effect if group == "en_in" else 0.0
         comps.append(ComparisonRow("md3", group, "choice_accuracy", base, aligned, delta, delta - 0.03, delta + 0.03,
