@@ -26,10 +26,10 @@ def _metric(task, model, group, metric, value, n=100, width=0.05):
 
 
 def write_payload_run(path: Path, *, base: str = "demo/base", aligned: str = EVIL_MODEL, effect: float = 0.08,
-                      p: float = 0.001, fingerprint: str | None = None) -> Path:
+                      p: float = 0.001, fingerprint: str | None = None, family_name: str | None = None) -> Path:
     """A two-model run with an md3-like dialect task and a global_opinions-like country task: the aligned
     model widens the US-Indian gap by `effect` (Holm-adjusted p = `p`)."""
-    family = one_family([base, aligned])
+    family = one_family([base, aligned], *([family_name] if family_name else []))
     metrics, comps, samples = [], [], []
     for i, model in enumerate((base, aligned)):
         for group, acc in (("all", 0.5), ("en_in", 0.45), ("en_ng", 0.5), ("en_us", 0.55)):
