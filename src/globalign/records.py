@@ -190,7 +190,7 @@ def _rows(path: Path, row_type: type) -> list[Any]:
 
 
 # Version-1 country probes kept {"kind": "reward" | "lm_nll", "values": {country: value}}; the flat
-# metric is named as its metrics.csv rows are.
+# metric is named as its metrics.csv rows are (tasks/country_preference.py raw_metric).
 _V1_PROBE_METRICS = {"reward": "reward", "lm_nll": "nll_mean"}
 
 
