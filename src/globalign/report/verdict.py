@@ -136,7 +136,7 @@ def _correlation_sentence(label: str, comp: Comparison, task: TaskData) -> Verdi
         parts.append(f"country order vs {group_name(reference)}: "
                      + ", ".join(f"{short(m)} {_rho(chosen[m])}" for m in models))
         each = [_rho_short(chosen[m]) for m in models]
-        cells.append(f"rho vs {group_name(reference)}: " + (" -> ".join(each) if len(models) == 2 else
+        cells.append(f"rho vs {group_name(reference)}: " + (" → ".join(each) if len(models) == 2 else
                                                            f"{short(models[0])} {each[0]}"))
     if pair:
         parts.append(f"{short(comp.model_a)} and {short(comp.model_b)} order all {pair[0].n} countries alike with "
