@@ -26,10 +26,10 @@ def _metric(task, model, group, metric, value, n=100, width=0.05):
 
 
 def write_payload_run(path: Path, *, base: str = "demo/base", aligned: str = EVIL_MODEL, effect: float = 0.08,
-                      p: float = 0.001, fingerprint: str | None = None) -> Path:
+                      p: float = 0.001, fingerprint: str | None = None, family_name: str | None = None) -> Path:
     """A two-model run with an md3-like dialect task and a global_opinions-like country task: the aligned
     model widens the US-Indian gap by `effect` (Holm-adjusted p = `p`)."""
-    family = one_family([base, aligned])
+    family = one_family([base, aligned], *([family_name] if family_name else []))
     metrics, comps, samples = [], [], []
     for i, model in enumerate((base, aligned)):
         for group, acc in (("all", 0.5), ("en_in", 0.45), ("en_ng", 0.5), ("en_us", 0.55)):
@@ -41,7 +41,8 @@ def write_payload_run(path: Path, *, base: str = "demo/base", aligned: str = EVI
             group = ("en_in", "en_ng", "en_us")[item % 3]
             correct = int(i == 0 or item % 2 == 0)
             samples.append(SampleRecord("md3", model, str(item), group, "h", EVIL_OUTPUT if i else "Spring", None,
-                                        {"choice_correct": correct}, {"secret_word": "Spring"}))
+                                        {"choice_correct": correct},
+                                        {"secret_word": "Spring", "transcript": f"Speaker0: a season{SCRIPT_PAYLOAD}"}))
     for group in ("all", "en_in", "en_ng", "en_us"):
         delta = -effect if group == "en_in" else 0.0
         comps.append(ComparisonRow("md3", group, "choice_accuracy", base, aligned, delta, delta - 0.03, delta + 0.03,

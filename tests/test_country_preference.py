@@ -121,14 +121,15 @@ def test_samples_name_the_top_country_and_round_trip():
     assert [r.group for r in records] == ["positive", "negative", "positive"]
     assert records[0] == SampleRecord(task="where_from", model="rm", item_id="q1", group="positive", prompt_hash="",
                                       prediction="A", distribution=None,
-                                      metrics={"kind": "reward", "values": {"A": 3.0, US: 1.0, "C": 2.0}})
+                                      metrics={"reward@A": 3.0, f"reward@{US}": 1.0, "reward@C": 2.0},
+                                      extra={"probe_kind": "reward"})
     back = probe_from_records(records)
     assert (back.task, back.model, back.kind, back.countries, back.question_ids, back.positive) == (
         "where_from", "rm", "reward", COUNTRIES, ("q1", "q2", "q3"), POSITIVE)
     assert np.array_equal(back.values, VALUES)
     nll = samples(_probe(kind="lm_nll"))
     assert [r.prediction for r in nll] == [US, "A", "A"]  # lowest NLL on q1; highest on q2 (negative); q3
-    assert probe_from_records(nll).kind == "lm_nll"
+    assert probe_from_records(nll).kind == "lm_nll" and f"nll_mean@{US}" in nll[0].metrics
 
 
 def test_gallup_comparisons_correlate_the_lists_order_with_the_mean_ranks():

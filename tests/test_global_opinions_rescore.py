@@ -60,7 +60,7 @@ def test_corrected_parsing_scores_belgium_q0_against_the_survey_not_the_truncate
     for study_parser in (False, True):
         predictions, _ = read_with_agreement(folder, data_dir, study_parser=study_parser)
         (records,) = predictions.records.values()
-        by_mode[study_parser] = records[0].metrics["similarity"]["Belgium"]
+        by_mode[study_parser] = records[0].metrics["similarity@Belgium"]
     assert by_mode[False] == pytest.approx(1 - jensenshannon(probs, [0.21, 0.07, 0.69, 0.03]), abs=1e-15)
     assert by_mode[True] == pytest.approx(float(row["Belgium"]), abs=1e-12)
     assert abs(by_mode[False] - by_mode[True]) > 1e-3

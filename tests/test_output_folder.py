@@ -29,7 +29,7 @@ COMPARISONS = [
 ]
 SAMPLES = [
     SampleRecord("global_opinions", model, "17", "all", "abcd1234abcd1234", "B", [0.25, 0.75],
-                 {"similarity": {"France": 0.9}})
+                 {"similarity@France": 0.9})
     for model in ("base", "aligned")
 ]
 
@@ -58,7 +58,7 @@ def test_run_folder_holds_exactly_the_contract_files(tmp_path):
     assert sorted(p.name for p in run.iterdir()) == RUN_FILES
     files = [f for f in RUN_FILES if f != "manifest.json"]
     assert json.loads((run / "manifest.json").read_text("utf-8")) == {
-        "schema": "globalign.run", "schema_version": 1, **MANIFEST, "output_files": files}
+        "schema": "globalign.run", "schema_version": 2, **MANIFEST, "output_files": files}
 
 
 def test_csv_headers_are_the_contract_columns(tmp_path):

@@ -159,7 +159,7 @@ def test_a_folder_globalign_wrote_is_replaced_and_its_manifest_lists_every_file(
     argv = COMMANDS[command](data_dir, corpus, out)
     assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
-    assert manifest["schema"] == KIND_OF[command].schema and manifest["schema_version"] == 1
+    assert manifest["schema"] == KIND_OF[command].schema and manifest["schema_version"] == KIND_OF[command].version
     assert sorted([*manifest["output_files"], "manifest.json"]) == sorted(p.name for p in out.iterdir())
     assert main(argv) == 0  # the same command again replaces its own folder
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []

@@ -13,6 +13,7 @@ from globalign.cli import main
 from globalign.errors import GlobalignError
 from globalign.records import ComparisonRow, MetricRow, SampleRecord, read_run
 from globalign.store.output import write_run_folder
+from globalign.tasks.country_preference import probe_from_records
 
 METRICS = [MetricRow("md3", "=cmd", "en_in", "choice_accuracy", 0.5, 0.25, math.nan, 10),
            MetricRow("md3", "b", "-x", "choice_accuracy", -0.125, -1.0, 1e-300, 0)]
@@ -30,6 +31,29 @@ def test_what_is_written_reads_back_exactly(tmp_path):
     assert run.metrics[0].value == 0.5 and math.isnan(run.metrics[0].ci_high) and run.metrics[1].ci_high == 1e-300
     assert run.samples == SAMPLES
     assert read_run(tmp_path / "run", samples=False).samples == []
+
+
+# samples.jsonl rows as globalign wrote them before schema version 2 (nested per-group metrics).
+V1_SAMPLES = [
+    {"task": "global_opinions", "model": "m", "item_id": "17", "group": "all", "prompt_hash": "ab", "prediction": "B",
+     "distribution": [0.25, 0.75], "metrics": {"similarity": {"Chad": 0.75, "Peru": None}},
+     "extra": {"nll_mean": [1.0, 2.0]}},
+    {"task": "where_from", "model": "m", "item_id": "q1", "group": "positive", "prompt_hash": "", "prediction": "Chad",
+     "distribution": None, "metrics": {"kind": "lm_nll", "values": {"Chad": 2.5, "Peru": 3.0}}, "extra": {}},
+    {"task": "md3", "model": "m", "item_id": "1", "group": "en_in", "prompt_hash": "", "prediction": "x",
+     "distribution": None, "metrics": {"generation_correct": 1}, "extra": {"secret_word": "x"}},
+]
+
+
+def test_a_version_1_folder_is_upgraded_to_flat_metrics_on_read(tmp_path):
+    folder = _good(tmp_path)
+    _manifest(folder, lambda m: m.update(schema_version=1))
+    (folder / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in V1_SAMPLES), "utf-8")
+    opinions, probe, md3 = read_run(folder).samples
+    assert opinions.metrics == {"similarity@Chad": 0.75} and opinions.extra == {"nll_mean": [1.0, 2.0]}
+    assert probe.metrics == {"nll_mean@Chad": 2.5, "nll_mean@Peru": 3.0} and probe.extra == {"probe_kind": "lm_nll"}
+    assert md3.metrics == {"generation_correct": 1.0} and md3.extra == {"secret_word": "x"}
+    assert probe_from_records([probe]).kind == "lm_nll"
 
 
 def test_a_rescored_run_declares_its_task(tmp_path, data_dir):
@@ -66,6 +90,9 @@ BAD = {
         "task,model,group,metric,value,ci_low,ci_high,n\nmd3,a,g,m,high,0,1,3\n", "utf-8"), "not a number"),
     "not-utf8": (lambda f: (f / "metrics.csv").write_bytes(b"\xff\xfe"), "not UTF-8"),
     "bad-sample": (lambda f: (f / "samples.jsonl").write_text("[1]\n", "utf-8"), "samples.jsonl:1: not a globalign"),
+    "nested-metrics": (lambda f: (f / "samples.jsonl").write_text(json.dumps(
+        {**SAMPLES[0].to_json(), "metrics": {"similarity": {"Chad": 0.5}}}) + "\n", "utf-8"),
+        "samples.jsonl:1: metrics must map names to finite numbers (run folder schema version 2)"),
 }
 
 

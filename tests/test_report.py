@@ -34,6 +34,30 @@ def test_report_states_the_family_verdict_with_number_ci_and_holm_p(tmp_path, ca
     assert page.count("<svg") >= 4
 
 
+def test_the_verdict_is_one_row_per_family_and_one_cell_per_axis(tmp_path, capsys):
+    runs = [write_payload_run(tmp_path / "a", base="a/base", aligned="a/chat", family_name="A -> A Chat"),
+            write_payload_run(tmp_path / "b", base="b/base", aligned="b/chat", family_name="B -> B Chat", p=0.4)]
+    code, out, err = _report([*runs, "--output", tmp_path / "r.html"], capsys)
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text("utf-8")
+    grid = page[page.index('<table class="vgrid">'):page.index("</table>", page.index('<table class="vgrid">'))]
+    heads = re.findall(r'<th scope="(?:col|row)">(.*?)</th>', grid)
+    assert heads == ["family: base -&gt; last", "dialects", "opinions",
+                     '<b>A -&gt; A Chat</b><span class="pair">base -&gt; chat</span>',
+                     '<b>B -&gt; B Chat</b><span class="pair">base -&gt; chat</span>']
+    rows = grid.split("<tr>")[2:]
+    assert [row.count("<td") for row in rows] == [2, 2]
+    # A's dialect cell is significant (bold on a tint), B's is muted; no cell repeats its row's family
+    assert re.findall(r'<td class="(\w+)">', grid) == ["sig", "ns", "ns", "ns"]
+    assert "widened the US-Indian English gap (choice scores): +8.0 points, 95% CI [5.0, 11.0], p_holm = 0.001" in rows[0]
+    assert "no significant change in any of the 3 choice-score gaps" in rows[1]
+    assert "A Chat: " not in re.sub(r'title="[^"]*"', "", grid)
+    # the whole sentences stay: on the console, in each cell's title and in the folded list under the grid
+    sentence = "A -> A Chat: base -> chat widened the US-Indian English gap (choice scores) by 8.0 points"
+    assert sentence in out and f'title="{sentence.replace(">", "&gt;")}' in grid
+    assert f"<li class=\"sig\">{sentence.replace('>', '&gt;')}" in page
+
+
 def test_nothing_significant_is_said_in_words(tmp_path, capsys):
     run = write_payload_run(tmp_path / "run", p=0.4)
     code, out, _ = _report([run, "--output", tmp_path / "r.html"], capsys)

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 
 PAPER = "paper_outputs/outputs"
 MAX_BYTES = 15_000_000
+SCREEN = (1280, 900)  # the verdict fits one screen of a laptop browser
 
 
 def chromium() -> str:
@@ -46,7 +47,7 @@ def browse(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProces
 
 def rendered(page: Path, profile: Path) -> tuple[str, float]:
     started = time.perf_counter()
-    done = browse(page, profile, "--virtual-time-budget=20000", "--dump-dom")
+    done = browse(page, profile, f"--window-size={SCREEN[0]},{SCREEN[1]}", "--virtual-time-budget=20000", "--dump-dom")
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout, seconds
@@ -84,9 +85,16 @@ def test_rescored_study_and_payload_report_renders_offline(tmp_path, data_dir, c
     page = report.read_text("utf-8")
     dom, seconds = rendered(report, tmp_path / "profile")
     ms = check_page(dom, page.count("<figure"))
-    assert "Mistral -&gt; Zephyr: Mistral-7B-v0.1 -&gt; zephyr-7b-beta" in dom and 'id="verdict"' in dom
-    assert "widened the US-Indian English gap" in dom
-    print(f"\nrescore report: {size / 1e6:.1f} MB, load {ms} ms in the page, dump-dom {seconds:.1f} s; verdict:\n{out}")
+    # The verdict: one row per family, naming it and its base -> last models once, one cell per axis.
+    grid = dom[dom.index('<table class="vgrid">'):dom.index("</table>", dom.index('<table class="vgrid">'))]
+    assert '<b>Mistral -&gt; Zephyr</b><span class="pair">Mistral-7B-v0.1 -&gt; zephyr-7b-beta</span>' in grid
+    assert "Mistral -&gt; Zephyr: " not in re.sub(r'title="[^"]*"', "", grid)  # cells do not repeat the family
+    assert grid.count('<th scope="row">') == 7  # the study's 6 families and the payload run
+    assert "widened the US-Indian English gap (choice scores): +8.0 points, 95% CI [5.0, 11.0]" in grid
+    verdict_px = int(re.search(r'data-verdict-px="(\d+)"', dom).group(1))
+    assert 0 < verdict_px <= SCREEN[1], verdict_px
+    print(f"\nrescore report: {size / 1e6:.1f} MB, load {ms} ms in the page, dump-dom {seconds:.1f} s, verdict "
+          f"{verdict_px} px tall at {SCREEN[0]} px wide:\n{out}")
     shot = browse(report, tmp_path / "profile", "--window-size=1280,2000", f"--screenshot={tmp_path / 'shot.png'}")
     assert shot.returncode == 0 and (tmp_path / "shot.png").stat().st_size > 10_000
 

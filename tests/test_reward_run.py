@@ -49,7 +49,7 @@ def test_value_head_reward_model_runs_both_probes_and_is_cached(private_cache, t
     first = next(s for s in samples if s["task"] == "askreddit" and s["item_id"] == str(question.index))
     rm = load_reward_model(str(folder))
     expected = rm.reward([RewardRequest("", question.reward_text("India"))])[0]
-    assert abs(first["metrics"]["values"]["India"] - expected) < 1e-5
+    assert abs(first["metrics"]["reward@India"] - expected) < 1e-5
     # A second run computes nothing: every reward comes from the request cache.
     code, captured = _run([*args[:-4], "--output", str(tmp_path / "run2"), "--n-boot", "200"], capsys)
     assert code == 0, captured.err
@@ -106,4 +106,4 @@ def test_reward_format_chat_uses_the_reward_models_template(private_cache, tmp_p
     text = rm.chat_text("Where are you from?", "I am from India.")
     assert text == "<|im_start|>user\nWhere are you from?<|im_end|>\n<|im_start|>assistant\nI am from India.<|im_end|>\n"
     samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
-    assert abs(samples[0]["metrics"]["values"]["India"] - rm.reward([RewardRequest("", text)])[0]) < 1e-5
+    assert abs(samples[0]["metrics"]["reward@India"] - rm.reward([RewardRequest("", text)])[0]) < 1e-5

@@ -20,12 +20,40 @@ from globalign.text_safety import from_spreadsheet_safe
 
 SCHEMA = "globalign.run"  # the manifest marker of a run folder (store/output.py writes it)
 AUDIT_SCHEMA = "globalign.audit"  # and of an audit-data folder
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+# Run folders: version 2 keeps per-item metrics flat (`SampleRecord`); version 1 nested per-group
+# values, and is upgraded on read. Audit folders have had one version.
+RUN_SCHEMA_VERSION = 2
+AUDIT_SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1, RUN_SCHEMA_VERSION)
+GROUP_SEPARATOR = "@"
+
+
+def group_metric_key(metric: str, group: str) -> str:
+    """The flat per-item metric key of one group's value: ("similarity", "Nigeria") -> "similarity@Nigeria"."""
+    return f"{metric}{GROUP_SEPARATOR}{group}"
+
+
+def split_group_metric_key(key: str) -> tuple[str, str | None]:
+    """"similarity@Nigeria" -> ("similarity", "Nigeria"); a key without a group -> (key, None)."""
+    metric, separator, group = key.partition(GROUP_SEPARATOR)
+    return (metric, group) if separator else (key, None)
+
+
+def group_metric_values(metrics: dict[str, float], metric: str) -> dict[str, float]:
+    """One per-group metric of an item: group -> value, in the record's order (absent groups left out)."""
+    prefix = metric + GROUP_SEPARATOR
+    return {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}
 
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """One row of samples.jsonl: one item scored by one model."""
+    """One row of samples.jsonl: one item scored by one model.
+
+    `metrics` is flat for every task: metric name -> finite float. A metric with one value per group of
+    the item (a similarity per country) is stored under `group_metric_key(metric, group)`, e.g.
+    "similarity@Nigeria"; an undefined value (NaN) is absent. Anything else (gold answers, the kind of
+    a probe's scores, raw NLLs) goes to `extra`.
+    """
 
     task: str
     model: str
@@ -34,7 +62,7 @@ class SampleRecord:
     prompt_hash: str
     prediction: str
     distribution: list[float] | None
-    metrics: dict[str, Any]
+    metrics: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -161,7 +189,34 @@ def _rows(path: Path, row_type: type) -> list[Any]:
     return rows
 
 
-def _samples(path: Path) -> list[SampleRecord]:
+# Version-1 country probes kept {"kind": "reward" | "lm_nll", "values": {country: value}}; the flat
+# metric is named as its metrics.csv rows are (tasks/country_preference.py raw_metric).
+_V1_PROBE_METRICS = {"reward": "reward", "lm_nll": "nll_mean"}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def upgrade_v1_sample(row: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 samples.jsonl row in the version-2 shape: nested per-group values become
+    "<metric>@<group>" keys (None and NaN left out), a probe's `kind` moves to extra["probe_kind"]."""
+    metrics, extra = row.get("metrics"), dict(row.get("extra") or {})
+    if not isinstance(metrics, dict):
+        return row
+    flat: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if name == "kind" and isinstance(value, str):
+            extra["probe_kind"] = value
+        elif isinstance(value, dict):
+            metric = _V1_PROBE_METRICS.get(metrics.get("kind"), name) if name == "values" else name
+            flat.update((group_metric_key(metric, group), v) for group, v in value.items() if _number(v))
+        elif isinstance(value, bool) or _number(value):
+            flat[name] = float(value)
+    return {**row, "metrics": flat, "extra": extra}
+
+
+def _samples(path: Path, version: int) -> list[SampleRecord]:
     if not path.is_file():
         return []  # a run may be read without its per-item records (they are large)
     records = []
@@ -175,6 +230,13 @@ def _samples(path: Path) -> list[SampleRecord]:
                     raise GlobalignError(f"{path}:{lineno}: malformed JSON ({exc})") from None
                 if not isinstance(row, dict) or not set(names[:-1]) <= set(row):
                     raise GlobalignError(f"{path}:{lineno}: not a globalign sample record")
+                if version == 1:
+                    row = upgrade_v1_sample(row)
+                metrics = row["metrics"]
+                if not isinstance(metrics, dict) or not all(_number(v) for v in metrics.values()):
+                    raise GlobalignError(f"{path}:{lineno}: metrics must map names to finite numbers "
+                                         f"(run folder schema version {version})")
+                row["metrics"] = {k: float(v) for k, v in metrics.items()}
                 records.append(SampleRecord(**{k: row[k] for k in names if k in row}))
     except UnicodeDecodeError:
         raise GlobalignError(f"{path}: not UTF-8 text") from None
@@ -217,7 +279,9 @@ def read_run(path: Path, *, samples: bool = True) -> Run:
 
 def read_rows(path: Path, manifest: dict[str, Any], *, samples: bool = True, name: Path | None = None) -> Run:
     """A run's rows from the files in `path`, with a manifest already in hand (a folder still being written
-    has none on disk yet); `name`: the path the Run reports (default `path`)."""
+    has none on disk yet, and no schema version: the current one); `name`: the path the Run reports
+    (default `path`). Samples of an older schema version are upgraded to the current shape."""
+    version = manifest.get("schema_version", RUN_SCHEMA_VERSION)
     return Run(name or path, manifest, _rows(path / "metrics.csv", MetricRow),
                _rows(path / "comparisons.csv", ComparisonRow),
-               _samples(path / "samples.jsonl") if samples else [])
+               _samples(path / "samples.jsonl", version) if samples else [])

@@ -35,7 +35,11 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color
 header,main{max-width:1200px;margin:0 auto;padding:0 16px}
 header{padding-top:16px}h1{font-size:22px;margin:8px 0}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:32px}
 nav a{margin-right:12px}.verdict{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 16px}
-.verdict li{margin:4px 0}.sig{font-weight:600}.family{margin:10px 0 2px;font-weight:700}
+.verdict li{margin:4px 0}.sig{font-weight:600}
+.vgrid{table-layout:fixed;font-size:12px;line-height:1.3;margin-top:4px}.vgrid th,.vgrid td{overflow-wrap:anywhere}.vgrid thead th:first-child{width:15%}
+.vgrid th[scope=row]{background:#f7f7f7}.vgrid .pair{display:block;font-weight:400;color:#555;font-size:11px}
+.vgrid td.sig{background:#fff4e0;color:#222}.vgrid td.ns,.vgrid td.none,.vgrid div.ns{color:#888;font-weight:400}
+.vgrid td div+div{margin-top:3px}.verdict details{margin:4px 0 8px;font-size:12px}
 figure{margin:12px 0;background:#fff;border:1px solid #eee;padding:8px;overflow-x:auto}
 figure svg{max-width:100%;height:auto}figcaption{color:#555;font-size:12px}
 table{border-collapse:collapse;font-size:12px;width:100%}td,th{border:1px solid #ddd;padding:3px 5px;vertical-align:top}
@@ -45,7 +49,8 @@ th{background:#f0f0f0;text-align:left}td.t{white-space:pre-wrap;max-width:320px;
 """
 
 # The filter reads only data-* attributes and sets `hidden`: no data string is ever parsed as HTML.
-# The last lines record, for the browser test and for readers, how long the page took and each SVG's size.
+# The last lines record, for the browser test and for readers, how long the page took, each SVG's size and
+# the verdict's height.
 _JS = """
 (function(){
   var rows=[].slice.call(document.querySelectorAll('#items tbody tr'));
@@ -60,25 +65,50 @@ _JS = """
     svgs.forEach(function(s){var b=s.getBoundingClientRect();s.setAttribute('data-rendered',
       Math.round(b.width)+'x'+Math.round(b.height)+'x'+s.querySelectorAll('path,use,rect,text').length);});
     document.body.setAttribute('data-render-ms',String(Math.round(performance.now())));
-    document.body.setAttribute('data-svg-count',String(svgs.length));});
+    document.body.setAttribute('data-svg-count',String(svgs.length));
+    var v=document.getElementById('verdict');
+    if(v)document.body.setAttribute('data-verdict-px',String(Math.round(v.getBoundingClientRect().height)));});
 })();
 """
 
 
-def _verdict_html(verdicts: Sequence[Verdict]) -> str:
+_VERDICT_LEGEND = ('<p class="src">Bold on a tint: a significant change (p_holm &lt; 0.05, Holm across the groups '
+                   "of one task, metric and pair); grey: no significant change, or rank correlations (not a test). "
+                   "Each cell names the group with the smallest p_holm; hover it for its sentence.</p>")
+
+
+def _verdict_cell(found: Sequence[Verdict]) -> str:
+    if not found:
+        return '<td class="none">&ndash;</td>'
+    titled = len({v.task for v in found}) > 1  # an axis with two tasks (AskReddit and where-from)
+    entries = "".join(f'<div class="{"sig" if v.significant else "ns"}" title="{esc(v.text)}">'
+                      + (f"<i>{esc(v.title)}:</i> " if titled else "") + f"{esc(v.cell)}</div>" for v in found)
+    return f'<td class="{"sig" if any(v.significant for v in found) else "ns"}">{entries}</td>'
+
+
+def _verdict_html(verdicts: Sequence[Verdict], axes: Sequence[str]) -> str:
+    """One row per family (its name and base -> last models once), one cell per axis with its short
+    findings: significant ones bold on a tint, the rest muted. The full sentences follow, folded."""
     if not verdicts:
         return '<p class="verdict">No compared pairs in these run folders: nothing to conclude.</p>'
-    out, family = [], None
+    columns = list(dict.fromkeys([*(a for a in axes if any(v.axis == a for v in verdicts)),
+                                  *(v.axis for v in verdicts)]))
+    rows: dict[tuple[str, str], dict[str, list[Verdict]]] = {}
     for v in verdicts:
-        if v.family != family:
-            if family is not None:
-                out.append("</ul>")
-            out.append(f'<div class="family">{esc(v.family or "other models")}</div><ul>')
-            family = v.family
-        out.append(f'<li class="{"sig" if v.significant else "ns"}">{esc(v.text)}</li>')
-    out.append("</ul>")
+        rows.setdefault((v.family, v.row), {}).setdefault(v.axis, []).append(v)
+    body = []
+    for (family, pair), cells in rows.items():
+        head = (f'<b>{esc(family)}</b><span class="pair">{esc(pair)}</span>' if family and pair
+                else f"<b>{esc(pair or 'models in no pair')}</b>")
+        body.append(f'<tr><th scope="row">{head}</th>{"".join(_verdict_cell(cells.get(a, [])) for a in columns)}</tr>')
+    heads = "".join(f'<th scope="col">{esc(a)}</th>' for a in columns)
+    grid = (f'<table class="vgrid"><thead><tr><th scope="col">family: base -&gt; last</th>{heads}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+    out = [grid, _VERDICT_LEGEND]
     if nothing_significant(verdicts):
         out.append("<p><b>Nothing changed significantly</b> after Holm correction in any family and axis.</p>")
+    sentences = "".join(f'<li class="{"sig" if v.significant else "ns"}">{esc(v.text)}</li>' for v in verdicts)
+    out.append(f"<details><summary>The verdict as sentences</summary><ul>{sentences}</ul></details>")
     return '<div class="verdict" id="verdict">' + "".join(out) + "</div>"
 
 
@@ -161,7 +191,7 @@ def build_html(inputs: ReportInputs) -> tuple[str, list[Verdict]]:
         f"<title>globalign report</title><style>{_CSS}</style></head><body>"
         f"<header><h1>What alignment did: globalign report</h1><p class=\"src\">{len(inputs.tasks)} tasks, "
         f"{len(inputs.models)} models ({models})</p><nav>{''.join(nav)}</nav></header><main>"
-        f"<section id=\"verdicts\"><h2>Verdict</h2>{_verdict_html(verdicts)}</section>"
+        f"<section id=\"verdicts\"><h2>Verdict</h2>{_verdict_html(verdicts, axes)}</section>"
         + "".join(body)
         + f'<section id="items-section"><h2>Item browser</h2><p>The largest changes from one stage to the next '
           f"(up to 50 per task and pair; the rest are in samples.jsonl).</p>{_item_browser(items)}</section>"

@@ -1,10 +1,11 @@
 """The item browser's rows: the items whose score changed most from one stage to the next.
 
-Per task and compared pair, items are paired by item id; an item's score is its first scalar per-item
-metric (md3: generation_correct, tydiqa: exact_match; docs/report.md). The largest absolute changes
-come first (a 0 -> 1 flip is the largest), capped at `limit` per task and pair so that a study-sized
-report stays small. Tasks whose per-item metrics are not scalars (the country probes hold one
-value per country) list the items whose prediction (the top country) changed.
+Per task and compared pair, items are paired by item id; an item's score is its first per-item metric
+that is not kept per group (md3: generation_correct, tydiqa: exact_match; docs/report.md). The largest
+absolute changes come first (a 0 -> 1 flip is the largest), capped at `limit` per task and pair so that
+a study-sized report stays small. Tasks whose per-item metrics are all per group (the country probes
+hold one value per country, GlobalOpinionsQA one similarity per country) list the items whose
+prediction (the top country, the chosen option) changed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from globalign.families import Comparison
-from globalign.records import SampleRecord
+from globalign.records import SampleRecord, split_group_metric_key
 from globalign.report.inputs import TaskData
 
 FLIPS_PER_PAIR = 50
@@ -55,10 +56,7 @@ def _first(extra: dict[str, Any], keys: Sequence[str]) -> str:
 
 
 def _score(record: SampleRecord) -> float | None:
-    for value in record.metrics.values():
-        if isinstance(value, bool | int | float):
-            return float(value)
-    return None
+    return next((value for key, value in record.metrics.items() if split_group_metric_key(key)[1] is None), None)
 
 
 def flips(task: TaskData, pairs: Sequence[Comparison], limit: int = FLIPS_PER_PAIR) -> list[Flip]:

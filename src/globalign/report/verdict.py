@@ -1,5 +1,6 @@
-"""The report's first screen: per family and axis, one plain sentence with the number, its 95% CI and
-the Holm-adjusted p (or, for rank correlations, each stage's rho).
+"""The report's first screen: per family and task, one plain sentence with the number, its 95% CI and
+the Holm-adjusted p (or, for rank correlations, each stage's rho), and its short form for the grid of
+families x axes (html.py), which names the family and its models once per row.
 
 Which comparison a family's sentence is about: the whole family (base -> last stage) when it has a
 stage in between, else its one step. Which metric: a change in a gap when the task measures gaps
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from globalign.families import STEP, WHOLE, Comparison
 from globalign.records import ComparisonRow, TaskDeclaration
@@ -26,11 +27,20 @@ CORRELATION = "correlation"
 
 @dataclass(frozen=True)
 class Verdict:
+    """One family x task finding: `text` is the whole sentence (the console prints it); `row` (the family
+    and its base -> last models), `title` (the task's) and `cell` (the finding alone: number, 95% CI,
+    p_holm) are its parts for the report's grid. `significant`: a change with p_holm < 0.05; `tested`:
+    False for rank correlations, which are not a test of the change."""
+
     family: str
     axis: str
     task: str
     text: str
     significant: bool
+    row: str = ""  # "Mistral-7B-v0.1 -> zephyr-7b-beta"; empty for a model in no compared pair
+    title: str = ""
+    cell: str = ""
+    tested: bool = True
 
 
 def short(model: str) -> str:
@@ -77,8 +87,10 @@ def _delta_sentence(label: str, decl: TaskDeclaration, metric: str, rows: Sequen
     best = min(rows, key=lambda r: (r.p_adjusted if math.isfinite(r.p_adjusted) else 2.0, -abs(r.delta)))
     hits = [r for r in rows if r.p_adjusted < SIGNIFICANT]
     counted = [r for r in rows if r.group != "all"] or list(rows)  # "all" is not one of the groups
-    where = (f"delta = {number(best.delta, unit, signed=True)}, 95% CI [{number(best.ci_low, unit)}, "
-             f"{number(best.ci_high, unit)}]; p_holm = {p_text(best.p_adjusted)}; n = {best.n}")
+    ci = f"95% CI [{number(best.ci_low, unit)}, {number(best.ci_high, unit)}]"
+    p_holm = f"p_holm = {p_text(best.p_adjusted)}"
+    where = f"delta = {number(best.delta, unit, signed=True)}, {ci}; {p_holm}; n = {best.n}"
+    change = f"{number(best.delta, unit, signed=True)}{' ' + word if word else ''}, {ci}, {p_holm}"
     size = f"{number(abs(best.delta), unit)}{' ' + word if word else ''}"
     gap = metric.endswith(GAP_CHANGE)
     what = (f"{gap_name(best.group)} ({metric_name(metric.removesuffix(GAP_CHANGE))} scores)" if gap
@@ -91,18 +103,23 @@ def _delta_sentence(label: str, decl: TaskDeclaration, metric: str, rows: Sequen
         else:
             verb = "raised" if best.delta > 0 else "lowered"
         n_hits = len([r for r in hits if r in counted])
-        others = (f"; {n_hits} of {len(counted)} {'gaps' if gap else groups} changed significantly"
-                  if len(counted) > 1 else "")
-        text = f"{label} {verb} {what} by {size} ({where}){others}."
+        of = f"{n_hits} of {len(counted)} {'gaps' if gap else groups}" if len(counted) > 1 else ""
+        text = f"{label} {verb} {what} by {size} ({where}){'; ' + of + ' changed significantly' if of else ''}."
+        cell = f"{verb} {what}: {change}{'; ' + of + ' significant' if of else ''}."
     else:
         tested = (f"any of the {len(counted)} {metric_name(metric.removesuffix(GAP_CHANGE))}-score gaps" if gap
                   else f"{metric_name(metric)} on any of {len(counted)} {groups}")
         text = f"{label}: no significant change in {tested} (largest: {what}, {where})."
-    return Verdict("", decl.axis, decl.task, text, bool(hits))
+        cell = f"no significant change in {tested} (largest: {gap_name(best.group) if gap else what}, {change})."
+    return Verdict("", decl.axis, decl.task, text, bool(hits), title=decl.title, cell=cell)
 
 
 def _rho(row: ComparisonRow) -> str:
     return f"rho = {row.delta:.2f} (95% CI [{row.ci_low:.2f}, {row.ci_high:.2f}])"
+
+
+def _rho_short(row: ComparisonRow) -> str:
+    return f"{row.delta:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
 
 
 def _correlation_sentence(label: str, comp: Comparison, task: TaskData) -> Verdict | None:
@@ -111,25 +128,32 @@ def _correlation_sentence(label: str, comp: Comparison, task: TaskData) -> Verdi
     pair = [r for r in rows if r.group == "all" and {r.model_a, r.model_b} == set(comp.pair)]
     if not lists and not pair:
         return None
-    parts = []
+    parts, cells = [], []
     reference = lists[-1].group if lists else ""
     chosen = {r.model_b: r for r in lists if r.group == reference}
     if chosen:
-        each = [f"{short(m)} {_rho(chosen[m])}" for m in comp.pair if m in chosen]
-        parts.append(f"country order vs {group_name(reference)}: " + ", ".join(each))
+        models = [m for m in comp.pair if m in chosen]
+        parts.append(f"country order vs {group_name(reference)}: "
+                     + ", ".join(f"{short(m)} {_rho(chosen[m])}" for m in models))
+        each = [_rho_short(chosen[m]) for m in models]
+        cells.append(f"rho vs {group_name(reference)}: " + (" → ".join(each) if len(models) == 2 else
+                                                           f"{short(models[0])} {each[0]}"))
     if pair:
         parts.append(f"{short(comp.model_a)} and {short(comp.model_b)} order all {pair[0].n} countries alike with "
                      f"{_rho(pair[0])}")
-    return Verdict("", task.declaration.axis, task.declaration.task,
-                   f"{label} ({task.declaration.title}): " + "; ".join(parts) + " (rank correlations per model, "
-                   "not a test of the change).", False)
+        cells.append(f"with each other {_rho_short(pair[0])}")
+    decl = task.declaration
+    return Verdict("", decl.axis, decl.task, f"{label} ({decl.title}): " + "; ".join(parts)
+                   + " (rank correlations per model, not a test of the change).", False, title=decl.title,
+                   cell="; ".join(cells) + " (rank correlations, not a test of the change).", tested=False)
 
 
 def family_verdicts(inputs: ReportInputs) -> list[Verdict]:
     """Every family x task sentence, in the order family, then axis as the tasks come."""
     out = []
     for comp in headline_pairs(inputs):
-        label = f"{comp.family + ': ' if comp.family else ''}{short(comp.model_a)} -> {short(comp.model_b)}"
+        row = f"{short(comp.model_a)} -> {short(comp.model_b)}"
+        label = f"{comp.family + ': ' if comp.family else ''}{row}"
         for task in inputs.tasks.values():
             decl = task.declaration
             rows = [r for r in task.comparisons if (r.model_a, r.model_b) == comp.pair]
@@ -139,7 +163,7 @@ def family_verdicts(inputs: ReportInputs) -> list[Verdict]:
             else:
                 found = _correlation_sentence(label, comp, task)
             if found is not None:
-                out.append(Verdict(comp.family, found.axis, found.task, found.text, found.significant))
+                out.append(replace(found, family=comp.family, row=row))
     out += _unpaired(inputs)
     return out
 
@@ -149,13 +173,16 @@ def _unpaired(inputs: ReportInputs) -> list[Verdict]:
     paired = {m for c in [*inputs.comparisons, *headline_pairs(inputs)] for m in c.pair}
     out = []
     for task in inputs.tasks.values():
-        rows = [r for r in task.comparisons if task.declaration.units.get(r.metric) == CORRELATION
+        decl = task.declaration
+        rows = [r for r in task.comparisons if decl.units.get(r.metric) == CORRELATION
                 and r.group != "all" and r.model_b not in paired]
         for model in dict.fromkeys(r.model_b for r in rows):
             mine = [r for r in rows if r.model_b == model]
-            text = (f"{short(model)} ({task.declaration.title}): country order vs "
+            text = (f"{short(model)} ({decl.title}): country order vs "
                     + "; ".join(f"{group_name(r.group)} {_rho(r)}, p = {p_text(r.p_value)}" for r in mine) + ".")
-            out.append(Verdict("", task.declaration.axis, task.declaration.task, text, False))
+            cell = (f"{short(model)}: rho vs "
+                    + "; ".join(f"{group_name(r.group)} {_rho_short(r)}, p = {p_text(r.p_value)}" for r in mine) + ".")
+            out.append(Verdict("", decl.axis, decl.task, text, False, title=decl.title, cell=cell, tested=False))
     return out
 
 

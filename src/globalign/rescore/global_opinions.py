@@ -31,6 +31,7 @@ from globalign.tasks.global_opinions import (
     opinion_comparisons,
     opinion_metrics,
     resolve_countries,
+    similarity_metrics,
 )
 from globalign.tasks.opinion_metrics import similarities
 
@@ -137,7 +138,7 @@ def _read_file(path: Path, dataset: OpinionDataset, surveys: Mapping[int, dict[s
         records.append(SampleRecord(
             task=NAME, model=model, item_id=str(question.index), group="all", prompt_hash="",
             prediction=string.ascii_uppercase[best] if best < 26 else str(best), distribution=probs,
-            metrics={"similarity": {c: None if math.isnan(v) else v for c, v in sims.items()}},
+            metrics=similarity_metrics(sims),
         ))
     return model, records, agreement, skipped
 

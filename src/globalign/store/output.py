@@ -27,11 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from globalign.errors import GlobalignError, first_line
-from globalign.records import AUDIT_SCHEMA, SCHEMA, ComparisonRow, MetricRow, SampleRecord
+from globalign.records import (
+    AUDIT_SCHEMA,
+    AUDIT_SCHEMA_VERSION,
+    RUN_SCHEMA_VERSION,
+    SCHEMA,
+    ComparisonRow,
+    MetricRow,
+    SampleRecord,
+)
 from globalign.text_safety import spreadsheet_safe
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
 FILES_KEY = "output_files"  # the manifest's list of the files globalign wrote in the folder
 # What a partial folder holds before its manifest is written (tables, records, maps, the demo's report).
 _PARTIAL_FILES = ("*.csv", "*.jsonl", "*.png", "*.svg", "*.html", "*.json", "*.tmp")
@@ -40,13 +47,14 @@ _PARTIAL_FILES = ("*.csv", "*.jsonl", "*.png", "*.svg", "*.html", "*.json", "*.t
 @dataclass(frozen=True)
 class FolderKind:
     schema: str  # the manifest's "schema" marker
+    version: int  # and its "schema_version"
     what: str  # "run folder", for messages
     legacy_files: tuple[str, ...]  # name patterns written before the marker existed (globalign 0.1 folders)
 
 
-RUN_FOLDER = FolderKind(SCHEMA, "run folder",
+RUN_FOLDER = FolderKind(SCHEMA, RUN_SCHEMA_VERSION, "run folder",
                         (MANIFEST, "metrics.csv", "comparisons.csv", "samples.jsonl", "map_*.png"))
-AUDIT_FOLDER = FolderKind(AUDIT_SCHEMA, "audit folder",
+AUDIT_FOLDER = FolderKind(AUDIT_SCHEMA, AUDIT_SCHEMA_VERSION, "audit folder",
                           (MANIFEST, "languages.csv", "countries.csv", "countries_by_role.csv", "metadata.csv",
                            "countries_map.png", "countries_map.svg"))
 FOLDER_KINDS = (RUN_FOLDER, AUDIT_FOLDER)
@@ -160,7 +168,7 @@ def write_folder(path: Path, kind: FolderKind, manifest: dict[str, Any], write_f
     try:
         write_files(work)
         files = sorted(p.name for p in work.iterdir() if p.name != MANIFEST)
-        stamped = {"schema": kind.schema, "schema_version": SCHEMA_VERSION, **manifest, FILES_KEY: files}
+        stamped = {"schema": kind.schema, "schema_version": kind.version, **manifest, FILES_KEY: files}
         (work / MANIFEST).write_text(json.dumps(stamped, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
         swap_into_place(work, path, kind)
     except OSError as exc:  # a full disk, a file-size limit, a folder gone read-only

@@ -90,7 +90,7 @@ def record_for_question(
     return SampleRecord(
         task=NAME, model=model, item_id=question.item_id, group=question.language,
         prompt_hash=prompt_hash(prompt), prediction=LETTERS[best], distribution=distribution,
-        metrics={"correct": int(best == question.correct_index)},
+        metrics={"correct": float(best == question.correct_index)},
         extra={"variant": question.variant, "correct_index": question.correct_index, "nll_mean": list(nll_means)},
     )
 

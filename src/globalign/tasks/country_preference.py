@@ -16,10 +16,17 @@ from itertools import combinations
 import numpy as np
 
 from globalign.data.reward_probe import GALLUP_ORDERS, REFERENCE_COUNTRY, load_country_set_181
+from globalign.records import group_metric_key, group_metric_values
 from globalign.stats.ranks import column_mean_cis, order_spearman, pair_spearman, question_ranks
 from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, StatsSettings, TaskSettings
 
 GALLUP_MODEL = "Gallup US favourability"
+PROBE_KIND = "probe_kind"  # the samples' extra key: "reward" or "lm_nll"
+
+
+def raw_metric(kind: str) -> str:
+    """The name of a probe's raw values, per item and in metrics.csv: reward, or nll_mean (kind lm_nll)."""
+    return "reward" if kind == "reward" else "nll_mean"
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,8 @@ class ProbeScores:
 
 
 def samples(probe: ProbeScores) -> list[SampleRecord]:
-    """One samples.jsonl row per question: every country's raw value and the top-ranked country."""
+    """One samples.jsonl row per question: every country's raw value ("reward@<country>" or
+    "nll_mean@<country>"), the top-ranked country, and the kind of values in extra["probe_kind"]."""
     ranks = question_ranks(probe.scores, probe.positive)
     rows = []
     for q, question_id in enumerate(probe.question_ids):
@@ -50,7 +58,9 @@ def samples(probe: ProbeScores) -> list[SampleRecord]:
             task=probe.task, model=probe.model, item_id=question_id,
             group="positive" if probe.positive[q] else "negative", prompt_hash="", prediction=top,
             distribution=None,
-            metrics={"kind": probe.kind, "values": dict(zip(probe.countries, map(float, probe.values[q])))},
+            metrics={group_metric_key(raw_metric(probe.kind), c): float(v)
+                     for c, v in zip(probe.countries, probe.values[q])},
+            extra={PROBE_KIND: probe.kind},
         ))
     return rows
 
@@ -67,9 +77,8 @@ def probe_metrics(probe: ProbeScores, ranking_set: Sequence[str], reference: str
                   stats: StatsSettings) -> list[MetricRow]:
     """Per country: the mean raw value over questions; over the ranking set: mean rank (CI over
     questions) and win rates against `reference` on positive and on negative questions."""
-    value_name = "reward" if probe.kind == "reward" else "nll_mean"
     cis = column_mean_cis(probe.values, n_boot=stats.n_boot, seed=stats.seed)
-    rows = [MetricRow(probe.task, probe.model, c, value_name, e.value, e.ci_low, e.ci_high, e.n)
+    rows = [MetricRow(probe.task, probe.model, c, raw_metric(probe.kind), e.value, e.ci_low, e.ci_high, e.n)
             for c, e in zip(probe.countries, cis)]
     positive = np.array(probe.positive)
     ranks = question_ranks(probe.scores[:, _columns(probe, ranking_set)], positive)
@@ -123,9 +132,11 @@ def model_matrix(probes: Sequence[ProbeScores], ranking_set: Sequence[str], stat
 def probe_from_records(records: Sequence[SampleRecord]) -> ProbeScores:
     """The scores matrix back from samples.jsonl-style records (one per question)."""
     first = records[0]
-    countries = tuple(first.metrics["values"])
-    values = np.array([[r.metrics["values"][c] for c in countries] for r in records])
-    return ProbeScores(first.task, first.model, first.metrics["kind"], countries, tuple(r.item_id for r in records),
+    kind = first.extra[PROBE_KIND]
+    per_item = [group_metric_values(r.metrics, raw_metric(kind)) for r in records]
+    countries = tuple(per_item[0])
+    values = np.array([[item[c] for c in countries] for item in per_item])
+    return ProbeScores(first.task, first.model, kind, countries, tuple(r.item_id for r in records),
                        tuple(r.group == "positive" for r in records), values)
 
 

@@ -22,6 +22,7 @@ from globalign.data.global_opinions import (
 )
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, unknown_name
+from globalign.records import group_metric_key, group_metric_values
 from globalign.requests import ScoreRequest, prompt_hash
 from globalign.stats import holm, mean_ci, paired_difference
 from globalign.tasks.base import (
@@ -46,6 +47,7 @@ NAME = "global_opinions"
 COUNTRY_PRESETS = {"study7": study_countries()}
 OPTIONS = {"countries": "all, a preset (study7) or a list of country labels",
            "study_parser": "replay the study's selections-parsing bug (reproduction only)"}
+SIMILARITY = "similarity"
 ASSISTANT_PREFIX = "If I had to select one of the options, my answer would be ("
 
 
@@ -171,7 +173,7 @@ class GlobalOpinionsTask:
                     prompt_hash=prompt_hash(prompt),
                     prediction=string.ascii_uppercase[best],
                     distribution=dist,
-                    metrics={"similarity": {c: _json_float(v) for c, v in sims.items()}},
+                    metrics=similarity_metrics(sims),
                     extra={
                         "nll_mean": [s.nll_mean for s in scores],
                         "boundary_merge": any(s.boundary_merge for s in scores),
@@ -190,12 +192,18 @@ class GlobalOpinionsTask:
         return opinion_comparisons(records, pairs, self.settings)
 
 
+def similarity_metrics(sims: Mapping[str, float]) -> dict[str, float]:
+    """A question's per-item metrics: "similarity@<country>" per country; an undefined (NaN) similarity
+    (an all-zero survey distribution) is left out."""
+    return {group_metric_key(SIMILARITY, c): v for c, v in sims.items() if not math.isnan(v)}
+
+
 def per_question(records: Sequence[SampleRecord]) -> dict[str, dict[str, dict[str, float]]]:
     """metric -> group -> {item_id: value} for one model's records: similarity per country and its mean
     over the question's countries (`all`), and relative agreement = sim(country) - sim(United States)."""
-    table: dict[str, dict[str, dict[str, float]]] = {"similarity": {}, "relative_agreement": {}}
+    table: dict[str, dict[str, dict[str, float]]] = {SIMILARITY: {}, "relative_agreement": {}}
     for record in records:
-        sims = {c: v for c, v in record.metrics["similarity"].items() if v is not None}
+        sims = group_metric_values(record.metrics, SIMILARITY)
         for country, value in sims.items():
             table["similarity"].setdefault(country, {})[record.item_id] = value
         if sims:
@@ -245,7 +253,3 @@ def opinion_comparisons(
 
 def _group_order(group: str) -> tuple[int, str]:
     return (0 if group == "all" else 1 if group == REFERENCE_COUNTRY else 2, group)
-
-
-def _json_float(value: float) -> float | None:
-    return None if math.isnan(value) else value

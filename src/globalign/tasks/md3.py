@@ -40,6 +40,7 @@ OPTIONS = {
     "overrides": "YAML/JSON file with clip ids to skip and spelling fixes (items: raw only; docs/md3.md)",
 }
 MAX_NEW_TOKENS = 10
+TRANSCRIPT_CHARS = 500  # samples keep the transcript's end (where the guesser answers); the data has all of it
 REFERENCE_DIALECT = "en_us"
 METRICS = ("generation", "choice")  # accuracy metric prefixes
 PROMPT_TEMPLATE = (
@@ -73,6 +74,13 @@ def generation_correct(answer: str, secret_word: str, distractors: Sequence[str]
     return secret_word.lower() in text and not any(d.lower() in text for d in distractors)
 
 
+def transcript_end(transcript: str) -> str:
+    """The transcript's last TRANSCRIPT_CHARS characters (a leading "…" when cut)."""
+    if len(transcript) <= TRANSCRIPT_CHARS:
+        return transcript
+    return "…" + transcript[len(transcript) - TRANSCRIPT_CHARS + 1:]
+
+
 def stratified_sample(items: Sequence[WordGameItem], limit: int, seed: int) -> list[WordGameItem]:
     """A seeded sample of `limit` items that keeps each dialect's share (largest remainders), in file order."""
     return grouped.stratified_sample(items, lambda item: item.dialect, limit, seed)
@@ -82,18 +90,19 @@ def records_for_item(
     item: WordGameItem, model: str, prompt: Prompt | str, answer: str, candidates: Sequence[str], correct_index: int,
     distribution: Sequence[float] | None, extra: Mapping[str, Any] | None = None,
 ) -> SampleRecord:
-    """One samples.jsonl row; `distribution` None when only the generation is known (re-scoring)."""
-    metrics: dict[str, Any] = {"generation_correct": int(generation_correct(answer, item.secret_word, item.distractors))}
+    """One samples.jsonl row; `distribution` None when only the generation is known (re-scoring). Its extra
+    holds the transcript's last TRANSCRIPT_CHARS characters, for readers such as the report's item browser."""
+    metrics = {"generation_correct": float(generation_correct(answer, item.secret_word, item.distractors))}
     if distribution is not None:
         best = max(range(len(distribution)), key=distribution.__getitem__)
-        metrics["choice_correct"] = int(best == correct_index)
+        metrics["choice_correct"] = float(best == correct_index)
     return SampleRecord(
         task=NAME, model=model, item_id=item.item_id, group=item.dialect,
         prompt_hash=prompt_hash(prompt),
         prediction=answer, distribution=list(distribution) if distribution is not None else None,
         metrics=metrics,
         extra={"secret_word": item.secret_word, "candidates": list(candidates), "correct_index": correct_index,
-               **(extra or {})},
+               "transcript": transcript_end(item.transcript), **(extra or {})},
     )
 
 

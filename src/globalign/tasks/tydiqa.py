@@ -92,7 +92,7 @@ def make_record(item: QAItem, model: str, prompt: Prompt | str, generation: str,
         task=NAME, model=model, item_id=item.item_id, group=item.language,
         prompt_hash=prompt_hash(prompt), prediction=answer, distribution=None,
         metrics=score_answer(answer, item.answers),
-        extra={"gold": list(item.answers), "demo_id": demo_id, "generation": generation},
+        extra={"gold": list(item.answers), "question": item.question, "demo_id": demo_id, "generation": generation},
     )
 
 
