@@ -32,10 +32,10 @@ class FakeEngine:
     """Scores each continuation with a hash-derived NLL and answers every generation with the same words."""
 
     def __init__(self, name: str) -> None:
-        self.model = SimpleNamespace(info=SimpleNamespace(name=name), apply_chat_template=lambda user: user)
+        self.model = SimpleNamespace(info=SimpleNamespace(name=name), has_chat_template=True)
 
     def score(self, requests, desc: str = "") -> list[list[ContinuationScore]]:
-        return [[ContinuationScore(_nll(r.prompt, c), 1) for c in r.continuations] for r in requests]
+        return [[ContinuationScore(_nll(*r.prompt.key_parts(), c), 1) for c in r.continuations] for r in requests]
 
     def generate(self, requests, desc: str = "") -> list[str]:
         return ["the harbour bridge\n\nmore" for _ in requests]
