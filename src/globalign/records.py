@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from globalign.errors import GlobalignError
 from globalign.text_safety import from_spreadsheet_safe
 
 SCHEMA = "globalign.run"  # the manifest marker of a run folder (store/output.py writes it)
+SHARD_SCHEMA = "globalign.shard"  # and of a shard folder (`run --shard i/n`; store/unit_store.py)
 AUDIT_SCHEMA = "globalign.audit"  # and of an audit-data folder
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
@@ -161,24 +163,34 @@ def _rows(path: Path, row_type: type) -> list[Any]:
     return rows
 
 
+def sample_line(record: SampleRecord) -> str:
+    """One line of samples.jsonl (and of a work unit's records): the same bytes wherever it is written."""
+    return json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def parse_samples(lines: Iterable[str], where: str) -> list[SampleRecord]:
+    """Sample records from JSONL lines; `where` names the file in errors (with the line number)."""
+    records = []
+    names = [f.name for f in fields(SampleRecord)]
+    for lineno, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise GlobalignError(f"{where}:{lineno}: malformed JSON ({exc})") from None
+        if not isinstance(row, dict) or not set(names[:-1]) <= set(row):
+            raise GlobalignError(f"{where}:{lineno}: not a globalign sample record")
+        records.append(SampleRecord(**{k: row[k] for k in names if k in row}))
+    return records
+
+
 def _samples(path: Path) -> list[SampleRecord]:
     if not path.is_file():
         return []  # a run may be read without its per-item records (they are large)
-    records = []
-    names = [f.name for f in fields(SampleRecord)]
     try:
         with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise GlobalignError(f"{path}:{lineno}: malformed JSON ({exc})") from None
-                if not isinstance(row, dict) or not set(names[:-1]) <= set(row):
-                    raise GlobalignError(f"{path}:{lineno}: not a globalign sample record")
-                records.append(SampleRecord(**{k: row[k] for k in names if k in row}))
+            return parse_samples(handle, str(path))
     except UnicodeDecodeError:
         raise GlobalignError(f"{path}: not UTF-8 text") from None
-    return records
 
 
 def read_folder_manifest(path: Path, schema: str, what: str) -> dict[str, Any]:

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from globalign.errors import GlobalignError, first_line
-from globalign.records import AUDIT_SCHEMA, SCHEMA, ComparisonRow, MetricRow, SampleRecord
+from globalign.records import (
+    AUDIT_SCHEMA,
+    SCHEMA,
+    SHARD_SCHEMA,
+    ComparisonRow,
+    MetricRow,
+    SampleRecord,
+    sample_line,
+)
 from globalign.text_safety import spreadsheet_safe
 
 MANIFEST = "manifest.json"
@@ -49,7 +57,9 @@ RUN_FOLDER = FolderKind(SCHEMA, "run folder",
 AUDIT_FOLDER = FolderKind(AUDIT_SCHEMA, "audit folder",
                           (MANIFEST, "languages.csv", "countries.csv", "countries_by_role.csv", "metadata.csv",
                            "countries_map.png", "countries_map.svg"))
-FOLDER_KINDS = (RUN_FOLDER, AUDIT_FOLDER)
+# a shard of a run (`run --shard i/n`): manifest.json and one <unit id>.jsonl per unit (store/unit_store.py)
+SHARD_FOLDER = FolderKind(SHARD_SCHEMA, "shard folder", ())
+FOLDER_KINDS = (RUN_FOLDER, AUDIT_FOLDER, SHARD_FOLDER)
 
 
 # ---------------------------------------------------------------- checks (before any work starts)
@@ -186,7 +196,7 @@ def write_run_folder(
         write_rows(work / "comparisons.csv", ComparisonRow, comparisons)
         with (work / "samples.jsonl").open("w", encoding="utf-8") as handle:
             for record in samples:
-                handle.write(json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+                handle.write(sample_line(record))
         if extra_files is not None:
             extra_files(work)
 
