@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 import globalign.pipeline
+import globalign.workers.model_units
 from globalign.cli import main
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper.yaml"
 
 
 def _no_model_loads(monkeypatch):
-    monkeypatch.setattr(globalign.pipeline, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
+    monkeypatch.setattr(globalign.workers.model_units, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     monkeypatch.setattr(globalign.pipeline, "locate_model", lambda *a, **k: pytest.fail("a model was located"))
-    monkeypatch.setattr(globalign.pipeline, "load_reward_model", lambda *a, **k: pytest.fail("a model loaded"))
+    monkeypatch.setattr(globalign.workers.model_units, "reward_model_loader", lambda *a, **k: pytest.fail("a model loaded"))
 
 
 def _rows(out: str) -> dict[str, tuple[int, int, int, int]]:
