@@ -21,7 +21,7 @@ from globalign.models.reward import locate_reward_folder
 from globalign.paths import cache_dir
 from globalign.store.output import RUN_FOLDER, SHARD_FOLDER, FolderKind, check_output_dir
 from globalign.store.request_cache import RequestCache
-from globalign.store.unit_store import UnitResult, WorkFolder, write_shard_folder
+from globalign.store.unit_store import RECORDS, UnitResult, WorkFolder, write_shard_folder
 from globalign.tasks.base import MetricRow, Task
 from globalign.tasks.registry import make_task
 from globalign.threads import cpu_at_start, warn_if_busy
@@ -49,11 +49,6 @@ class ShardSummary:
     units: int  # this shard's
     resumed_units: int
     total_units: int  # the whole run's
-
-
-def _accepts(task: Task, spec: ModelSpec) -> bool:
-    """Reward models score (prompt, response) pairs: only the preference probes can use one."""
-    return not spec.is_reward_model or getattr(task, "accepts_reward_models", False)
 
 
 def _check_reward_models(config: RunConfig, tasks: Sequence[Task]) -> list[str]:
@@ -186,8 +181,8 @@ def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] 
     kept = (f"the finished units are kept in {work.path}: rerun the same command (same --output, made writable) "
             "to write the run folder without recomputing")
     context = RunContext(data_dir, cpu, started, [*extra_notes, *reward_notes], entry)
-    summary = aggregate(config, tasks, units, results, context, where=lambda unit_id: str(work.path / f"{unit_id}.jsonl"),
-                        kept=kept, extra_files=extra_files)
+    summary = aggregate(config, tasks, units, results, context, kept=kept, extra_files=extra_files,
+                        where=lambda unit_id: str(work.path / f"{unit_id}{RECORDS}"))
     work.remove()
     return summary
 

@@ -56,6 +56,7 @@ class WorkUnit:
 
 
 def _accepts_reward_models(task: str) -> bool:
+    """Reward models score (prompt, response) pairs: only the preference probes can use one."""
     from globalign.tasks.registry import TASKS
 
     return bool(getattr(TASKS.get(task), "accepts_reward_models", False))
