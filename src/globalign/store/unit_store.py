@@ -2,11 +2,12 @@
 
 The work folder is the hidden sibling `.NAME.units/` of the output folder `NAME`. Each finished unit
 is two files there: `<unit id>.jsonl`, its records exactly as samples.jsonl will hold them, then
-`<unit id>.unit.json`, the unit's manifest (model info, engine counts, seconds, the records' count and
-SHA-256). Each is written to a temporary name and renamed, the manifest last: a unit counts as done only
-when its manifest is there and names the records file's hash, so a kill at any point loses at most the
-units in flight. The work folder survives a killed or failed run (a rerun skips its finished units) and
-is removed once the run folder (or the shard folder) is written.
+`<unit id>.unit.json`, the unit's manifest (the hash of the config that computed it, model info, engine
+counts, seconds, the records' count and SHA-256). Each is written to a temporary name and renamed, the
+manifest last: a unit counts as done only when its manifest is there and names the records file's hash,
+so a kill at any point loses at most the units in flight. The work folder survives a killed or failed
+run (a rerun skips its finished units) and is removed once the run folder (or the shard folder) is
+written.
 
 A shard folder (`run --shard i/n --output DIR`) is written like every output folder (store/output.py:
 a hidden partial folder swapped into place): manifest.json (schema `globalign.shard`: the config, its

@@ -17,7 +17,7 @@ from globalign.store.request_cache import RequestCache
 from globalign.store.unit_store import UnitResult
 from globalign.tasks.base import Task, TaskSettings
 from globalign.tasks.registry import make_task
-from globalign.units import WorkUnit
+from globalign.units import WorkUnit, config_hash
 
 
 def task_settings(config: RunConfig, task: TaskConfig, data_dir: Path | None) -> TaskSettings:
@@ -44,6 +44,7 @@ def run_model_units(config: RunConfig, tasks: Mapping[str, Task], model: ModelSp
         loaded = load_model(model if isinstance(model, LocatedModel) else locate_model(spec))
         engine = Engine(loaded, cache, progress=progress)
     load_seconds = time.perf_counter() - started
+    digest = config_hash(config)
     try:
         for unit in units:
             before = engine.computed, engine.reused, engine.damaged
@@ -51,7 +52,8 @@ def run_model_units(config: RunConfig, tasks: Mapping[str, Task], model: ModelSp
             records = tasks[unit.task.name].run(engine, config.prompt_format)
             counts = {"computed": engine.computed - before[0], "from_cache": engine.reused - before[1],
                       "damaged": engine.damaged - before[2]}
-            info = {"model": spec.name, "task": unit.task.name, "model_info": asdict(loaded.info), "engine": counts,
+            info = {"model": spec.name, "task": unit.task.name, "config_hash": digest,
+                    "model_info": asdict(loaded.info), "engine": counts,
                     "seconds": {"load": load_seconds, "task": time.perf_counter() - started},
                     "request_cache": str(cache.path) if cache else None, "host": platform.node()}
             load_seconds = 0.0  # the model was loaded once, for its first unit
