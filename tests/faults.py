@@ -34,6 +34,7 @@ VOLATILE_MANIFEST_FIELDS = (
     ("peak_rss_mb",),
     ("messages_per_second",),
     ("shards", "resumed"),
+    ("units", "resumed"),  # a run's work units finished by an earlier, killed run
     ("cpu", "load_average_1min"),  # how busy the machine was at start-up
 )
 

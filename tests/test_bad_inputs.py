@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import globalign.models.resolve
-import globalign.pipeline
+import globalign.workers.model_units
 from globalign.cli import main
 from globalign.data.reward_probe import COUNTRY_SET_181, SUBDIR, WHERE_FROM_REFERENCE
 from globalign.tasks.base import TaskSettings
@@ -47,9 +47,9 @@ def no_model_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("GLOBALIGN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GLOBALIGN_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(globalign.pipeline, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
+    monkeypatch.setattr(globalign.workers.model_units, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     monkeypatch.setattr(globalign.models.resolve, "converted_folder", lambda *a, **k: pytest.fail("a model converted"))
-    monkeypatch.setattr(globalign.pipeline, "load_reward_model", lambda *a, **k: pytest.fail("a model loaded"))
+    monkeypatch.setattr(globalign.workers.model_units, "reward_model_loader", lambda *a, **k: pytest.fail("a model loaded"))
 
 
 def goqa_folder(tmp_path: Path, rows: list[dict]) -> Path:

@@ -16,6 +16,7 @@ from test_cli_errors import cli, isolated, one_error_line, small_data  # noqa: F
 from test_model_faults import tiny_lm  # noqa: F401 (fixture: a tiny random-weight model folder)
 
 import globalign.pipeline
+import globalign.workers.model_units
 from globalign.engine.runner import Engine, RewardEngine
 from globalign.models.base import ModelInfo
 from globalign.requests import ContinuationScore, GenerateRequest, RewardRequest, ScoreRequest
@@ -131,7 +132,7 @@ def test_a_damaged_cache_file_is_one_line_before_any_model_loads(capsys, monkeyp
         raise AssertionError("a model was located or loaded before the cache was checked")
 
     monkeypatch.setattr(globalign.pipeline, "locate_model", no_model_work)
-    monkeypatch.setattr(globalign.pipeline, "load_model", no_model_work)
+    monkeypatch.setattr(globalign.workers.model_units, "load_model", no_model_work)
     code, _, err = run(capsys, lm, data, tmp_path / "out")
     line = one_error_line(err)
     assert code == 2

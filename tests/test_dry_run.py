@@ -10,13 +10,14 @@ import pytest
 
 import globalign.models.backends
 import globalign.pipeline
+import globalign.workers.model_units
 from globalign.cli import main
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper.yaml"
 
 
 def _no_model_loads(monkeypatch):
-    monkeypatch.setattr(globalign.pipeline, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
+    monkeypatch.setattr(globalign.workers.model_units, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     monkeypatch.setattr(globalign.pipeline, "locate_model", lambda *a, **k: pytest.fail("a model was located"))
     # every backend's loader (language and reward models) comes through the registry
     monkeypatch.setattr(globalign.models.backends, "_load", lambda *a, **k: pytest.fail("a backend was loaded"))

@@ -239,9 +239,9 @@ UNWRITABLE: dict[str, Callable[[Path], Path]] = {
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(capsys, tmp_path, data_dir, corpus, command,
                                                                        case, monkeypatch):
     # No model may load and no data may be read before the refusal.
-    import globalign.pipeline
+    import globalign.workers.model_units
 
-    monkeypatch.setattr(globalign.pipeline, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
+    monkeypatch.setattr(globalign.workers.model_units, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     out = UNWRITABLE[case](tmp_path)
     before = snapshot(tmp_path)
     code = main(COMMANDS[command](data_dir, corpus, out))

@@ -1,4 +1,5 @@
-"""The `globalign` command line: run, demo, rescore, import-paper, report, items, audit-data, models, tasks."""
+"""The `globalign` command line: run, merge, demo, rescore, import-paper, report, items, audit-data, models,
+tasks, backends."""
 
 from __future__ import annotations
 
@@ -67,7 +68,19 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the config and data, and print the plan (models, tasks, items, requests, "
-                             "candidates, tokens, estimated GPU-hours) without loading a model")
+                             "candidates, tokens, estimated GPU-hours, work units) without loading a model")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run only shard I of N (1-based: 1/8 .. 8/8) of the run's work units (model x task) "
+                             "and write them to --output as a shard folder; `globalign merge` makes the run "
+                             "folder from all N (docs/scaling.md)")
+    parser.add_argument("--gpus-per-model", type=int, metavar="K",
+                        help="run models in parallel on this machine, one worker process per K visible GPUs "
+                             "(CUDA_VISIBLE_DEVICES); with --engine ray, the GPUs each model's Ray task holds")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="where the work units run: this machine (default) or a Ray cluster (one Ray task "
+                             "per model; --ray-address, else a local Ray instance)")
+    parser.add_argument("--ray-address", metavar="ADDR", help="with --engine ray: the cluster to join, e.g. auto "
+                                                              "or ray://head:10001")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--audit", action="append", type=Path, default=[], metavar="AUDIT_DIR",
                         help="audit-data folder to add as the data-audit section (repeatable)")
     report.add_argument("--output", required=True, type=Path, metavar="FILE", help="HTML file to write")
+
+    merge = sub.add_parser(
+        "merge", parents=[common], help="one run folder from the shard folders of `run --shard I/N`",
+        description="Aggregate the shard folders of one run (`globalign run ... --shard I/N`) into the run folder "
+                    "an unsplit run writes. Refused when the shards are of different configs, when a shard is "
+                    "given twice, or when one is missing.",
+    )
+    merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR", help="shard folders, all N of them")
+    merge.add_argument("--output", required=True, type=Path, metavar="RUN_DIR", help="run folder to write")
+    merge.add_argument("--data-dir", metavar="DIR",
+                       help="evaluation data on this machine (default: the shards' data_dir, $GLOBALIGN_DATA_DIR, "
+                            "../shared/data)")
 
     audit = sub.add_parser(
         "audit-data", parents=[common], help="the language and country make-up of an SFT or preference dataset",
@@ -268,16 +293,45 @@ def _config_from_args(args: argparse.Namespace):
     return dataclasses.replace(config, data_dir=args.data_dir) if args.data_dir is not None else config
 
 
+def _execution(args: argparse.Namespace):
+    from globalign.pipeline import Execution
+    from globalign.units import parse_shard
+
+    if args.gpus_per_model is not None and args.gpus_per_model < (0 if args.engine == "ray" else 1):
+        raise GlobalignError(f"--gpus-per-model must be at least 1, got {args.gpus_per_model}")
+    if args.ray_address and args.engine != "ray":
+        raise GlobalignError("--ray-address goes with --engine ray")
+    return Execution(parse_shard(args.shard) if args.shard is not None else None, args.gpus_per_model, args.engine,
+                     args.ray_address)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from globalign.pipeline import dry_run, run
+    from globalign.pipeline import ShardSummary, dry_run, run
     from globalign.report.console import print_summary
 
+    execution = _execution(args)
     config = _config_from_args(args)
     if args.dry_run:
-        for line in dry_run(config):
+        for line in dry_run(config, execution.shard):
             print(one_line(line))
         return 0
-    summary = run(config, progress=not args.quiet)
+    summary = run(config, progress=not args.quiet, execution=execution)
+    if summary.resumed_units:
+        print(f"resumed: {summary.resumed_units} work unit(s) were finished by an earlier, interrupted run")
+    if isinstance(summary, ShardSummary):
+        print(one_line(f"Wrote shard {summary.shard} ({summary.units} of {summary.total_units} work units, config hash "
+                       f"{summary.config_hash}) to {summary.output}/; when all {summary.shard.count} shards are "
+                       "written: globalign merge SHARD_DIR... --output RUN_DIR"))
+        return 0
+    print_summary(summary)
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from globalign.merge import merge
+    from globalign.report.console import print_summary
+
+    summary = merge(args.shards, args.output, data_dir=args.data_dir)
     print_summary(summary)
     return 0
 
@@ -427,7 +481,7 @@ def cmd_audit_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "backends": cmd_backends, "rescore": cmd_rescore,
+COMMANDS = {"audit-data": cmd_audit_data, "run": cmd_run, "merge": cmd_merge, "demo": cmd_demo, "models": cmd_models, "tasks": cmd_tasks, "backends": cmd_backends, "rescore": cmd_rescore,
             "items": cmd_items, "import-paper": cmd_import_paper, "report": cmd_report}
 
 

@@ -260,3 +260,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of fields (models, tasks, output, ...), got a {type(raw).__name__}")
     return raw
+
+
+def config_from_json(data: Any, source: str) -> RunConfig:
+    """A config back from its `to_json()` (a shard's or a worker's copy); validated like a config file."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config is not a mapping")
+    return parse_config(data, source)

@@ -1,76 +1,54 @@
-"""One run: config -> tasks -> engine (per model) -> records -> aggregates -> output folder."""
+"""One run: config -> work units (units.py) -> computed here, on this machine's GPUs or on a Ray cluster
+(workers/), each kept as it finishes (store/unit_store.py) -> aggregated from the kept units only
+(aggregate.py) -> the run folder. `--shard i/n` stops before the aggregate and writes its units as a
+shard folder; `globalign merge` (merge.py) aggregates shard folders."""
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from globalign import __version__
+from globalign.aggregate import RunContext, RunSummary, aggregate
 from globalign.config import RunConfig
 from globalign.data.locate import resolve_data_dir
-from globalign.engine.runner import Engine, RewardEngine
 from globalign.errors import ConfigError, GlobalignError, first_line
 from globalign.models.backends import reward_model_loader
-from globalign.models.base import ModelInfo
-from globalign.models.resolve import ModelSpec, load_model, locate_model
+from globalign.models.resolve import LocatedModel, ModelSpec, locate_model
 from globalign.models.reward import locate_reward_folder
 from globalign.paths import cache_dir
-from globalign.store.output import check_output_dir, write_run_folder
+from globalign.store.output import RUN_FOLDER, SHARD_FOLDER, FolderKind, check_output_dir
 from globalign.store.request_cache import RequestCache
-from globalign.tasks.base import ComparisonRow, MetricRow, SampleRecord, Task, TaskDeclaration, TaskSettings
-from globalign.tasks.declarations import DECLARATIONS, declaration
+from globalign.store.unit_store import RECORDS, UnitResult, WorkFolder, write_shard_folder
+from globalign.tasks.base import MetricRow, Task
 from globalign.tasks.registry import make_task
-from globalign.threads import cpu_at_start, cpu_threads, threads_source, warn_if_busy
+from globalign.threads import cpu_at_start, warn_if_busy
+from globalign.units import ShardSpec, WorkUnit, by_model, config_hash, plan_units, shard_units
+from globalign.workers.model_units import run_model_units, task_settings
 
-_VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "accelerate", "numpy", "scipy",
-                       "huggingface_hub")
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and which of a run's units are computed; none of it changes a result."""
+
+    shard: ShardSpec | None = None  # only this share of the units, written as a shard folder
+    gpus_per_model: int | None = None  # one worker process per group of this many GPUs (or Ray's num_gpus)
+    engine: str = "local"  # or "ray"
+    ray_address: str | None = None  # a Ray cluster to join (else a local Ray instance)
 
 
 @dataclass
-class RunSummary:
+class ShardSummary:
     output: Path
-    metrics: list[MetricRow]
-    comparisons: list[ComparisonRow]
-    models: list[ModelInfo]
-    notes: list[str]
-    seconds: dict[str, float] = field(default_factory=dict)
-    declarations: dict[str, TaskDeclaration] = field(default_factory=dict)  # what each task's rows mean
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"globalign": __version__, "python": platform.python_version()}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def family_notes(models: Sequence[ModelInfo], pairs: Sequence[tuple[str, str]]) -> list[str]:
-    """Say so when a comparison crosses model families: family, size, data and alignment are confounded."""
-    by_name = {m.name: m for m in models}
-    notes = []
-    for a, b in pairs:
-        fa, fb = by_name[a].family, by_name[b].family
-        if fa and fb and fa != fb:
-            notes.append(
-                f"{a} ({fa}) and {b} ({fb}) are of different model families: a difference between them mixes "
-                "family, size, training data and alignment, not the effect of alignment alone"
-            )
-    return notes
-
-
-def _accepts(task: Task, spec: ModelSpec) -> bool:
-    """Reward models score (prompt, response) pairs: only the preference probes can use one."""
-    return not spec.is_reward_model or getattr(task, "accepts_reward_models", False)
+    shard: ShardSpec
+    config_hash: str
+    units: int  # this shard's
+    resumed_units: int
+    total_units: int  # the whole run's
 
 
 def _check_reward_models(config: RunConfig, tasks: Sequence[Task]) -> list[str]:
@@ -91,118 +69,139 @@ def _check_reward_models(config: RunConfig, tasks: Sequence[Task]) -> list[str]:
             f"{', '.join(refusing)} need(s) a language model")]
 
 
-def build_tasks(config: RunConfig) -> tuple[Path | None, list[Task], list[str]]:
-    """Check the output folder, then build every task (loads and validates its data) before any model is
-    loaded: fail fast. (data folder, tasks, notes)"""
-    check_output_dir(config.output)
-    data_dir = resolve_data_dir(config.data_dir)
-    tasks = [
-        make_task(t.name, TaskSettings(t.limit or config.limit, config.seed, config.prompt_format, data_dir,
-                                       config.stats, t.options))
-        for t in config.tasks
-    ]
-    return data_dir, tasks, _check_reward_models(config, tasks)
+def build_tasks(config: RunConfig, kind: FolderKind = RUN_FOLDER, *,
+                data_dir: str | None = None) -> tuple[Path | None, list[Task], list[str]]:
+    """Check the output folder, then build every task (loads and validates its data; `data_dir`: where the
+    data is, when not the config's) before any model is loaded: fail fast. (data folder, tasks, notes)"""
+    check_output_dir(config.output, kind)
+    resolved = resolve_data_dir(data_dir if data_dir is not None else config.data_dir)
+    tasks = [make_task(t.name, task_settings(config, t, resolved)) for t in config.tasks]
+    return resolved, tasks, _check_reward_models(config, tasks)
 
 
-def dry_run(config: RunConfig) -> list[str]:
+def dry_run(config: RunConfig, shard: ShardSpec | None = None) -> list[str]:
     """The plan of a run (plan.py): everything `run` checks before loading a model, then the requests
-    each model would get. Writes nothing and loads no model."""
-    from globalign.plan import format_plan, plan_run
+    each model would get, and its work units (with `shard`: which shard runs which). Writes nothing and
+    loads no model."""
+    from globalign.plan import format_plan, format_units, plan_run
 
-    _, tasks, notes = build_tasks(config)
+    _, tasks, notes = build_tasks(config, SHARD_FOLDER if shard else RUN_FOLDER)
     plans, counter = plan_run(config, tasks)
-    return format_plan(config, plans, counter) + [f"Note: {n}" for n in notes]
+    return (format_plan(config, plans, counter) + format_units(config, plan_units(config), shard)
+            + [f"Note: {n}" for n in notes])
 
 
-def _located_reward_spec(spec: ModelSpec) -> ModelSpec:
+def _located(spec: ModelSpec) -> ModelSpec | LocatedModel:
+    """A model's files found (converted, downloaded) before any model loads. A reward model stays a spec:
+    its loader finds its folder; here its backend and folder are checked."""
+    if not spec.is_reward_model:
+        return locate_model(spec)
     reward_model_loader(spec.backend, spec.name)  # fails fast on a backend without reward models
     locate_reward_folder(spec)  # and on a missing folder or an unreachable hub id
     return spec
 
 
+def _compute(config: RunConfig, tasks: Sequence[Task], pending: Sequence[WorkUnit], work: WorkFolder,
+             data_dir: Path | None, execution: Execution, progress: bool,
+             located: Mapping[str, ModelSpec | LocatedModel], cache: RequestCache | None) -> None:
+    """Compute the `pending` units where `execution` says, saving each in `work` as it finishes."""
+    jobs = by_model(pending)
+    if execution.engine == "ray":
+        from globalign.workers.ray_tasks import run_on_ray
+
+        for result in run_on_ray(config, jobs, data_dir, address=execution.ray_address,
+                                 gpus_per_model=execution.gpus_per_model, progress=progress):
+            _save(work, result, config.output)
+    elif execution.gpus_per_model:
+        from globalign.workers.gpu_groups import run_on_gpu_groups
+
+        run_on_gpu_groups(config, jobs, work, data_dir, execution.gpus_per_model, progress=progress)
+    else:
+        by_name = {t.name: t for t in tasks}
+        for spec, units in jobs:
+            for result in run_model_units(config, by_name, located[spec.name], units, cache, progress=progress):
+                _save(work, result, config.output)
+
+
+def _save(work: WorkFolder, result: UnitResult, output: Path) -> None:
+    try:
+        work.save(result)
+    except OSError as exc:  # a full disk, a file-size limit: said like a failed output write
+        previous = "the previous folder is unchanged" if output.exists() else "no output folder was written"
+        raise GlobalignError(f"could not write the finished unit {result.unit_id} to {work.path} "
+                             f"({first_line(exc)}); {previous}") from exc
+
+
 def run(config: RunConfig, *, progress: bool = True, extra_notes: Sequence[str] = (),
-        extra_files: Callable[[Sequence[MetricRow], Path, dict[str, Any]], None] | None = None) -> RunSummary:
-    """`extra_files(metrics, folder, manifest)` may add files to the run folder (its metrics, comparisons and
+        extra_files: Callable[[Sequence[MetricRow], Path, dict[str, Any]], None] | None = None,
+        execution: Execution = Execution()) -> RunSummary | ShardSummary:
+    """Compute the run's units not finished yet (a killed run's are reused), then aggregate them into the
+    run folder; with `execution.shard`, only that shard's units, written as a shard folder.
+    `extra_files(metrics, folder, manifest)` may add files to the run folder (its metrics, comparisons and
     samples already written there) before it is swapped into place; the manifest is the one being written."""
     started = time.perf_counter()
     cpu = cpu_at_start()
-    data_dir, tasks, reward_notes = build_tasks(config)
+    shard = execution.shard
+    data_dir, tasks, reward_notes = build_tasks(config, SHARD_FOLDER if shard else RUN_FOLDER)
+    local = execution.engine != "ray"  # a Ray cluster's workers find their models and keep their caches
+    if local and execution.gpus_per_model:
+        from globalign.workers.gpu_groups import gpu_groups, visible_gpus
+
+        gpu_groups(visible_gpus(), execution.gpus_per_model)  # enough GPUs, said before any model work
+    units = plan_units(config)
+    mine = shard_units(units, shard) if shard else units
+    work = WorkFolder.beside(config.output)
+    resumed = work.finished(u.id for u in mine)
+    pending = [u for u in mine if u.id not in resumed]
     # The request cache is checked (a damaged file is one line) before any model is converted or loaded.
-    cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache else None
-    records: dict[str, dict[str, list[SampleRecord]]] = {t.name: {} for t in tasks}
-    infos: list[ModelInfo] = []
-    seconds: dict[str, float] = {}
-    engine_counts: dict[str, dict[str, int]] = {}
+    cache = RequestCache(cache_dir() / "requests.sqlite") if config.cache and local else None
     try:
         # Find every model's files before loading any, so a typo in the last model fails in seconds.
-        located = [_located_reward_spec(spec) if spec.is_reward_model else locate_model(spec)
-                   for spec in config.models]
+        located = {spec.name: _located(spec) for spec, _ in by_model(pending)} if local else {}
         warn_if_busy(cpu)  # after the fail-fast checks, so that a user error stays one line
-        for model_files in located:
-            spec = model_files if isinstance(model_files, ModelSpec) else model_files.spec
-            name = spec.name
-            t0 = time.perf_counter()
-            if spec.is_reward_model:
-                model = reward_model_loader(spec.backend, spec.name)(spec)
-                engine = RewardEngine(model, cache, progress=progress)
-            else:
-                model = load_model(model_files)
-                engine = Engine(model, cache, progress=progress)
-            seconds[f"load:{name}"] = time.perf_counter() - t0
-            infos.append(model.info)
-            for task in (t for t in tasks if _accepts(t, spec)):
-                t0 = time.perf_counter()
-                records[task.name][name] = task.run(engine, config.prompt_format)
-                seconds[f"{task.name}:{name}"] = time.perf_counter() - t0
-            engine_counts[name] = {"computed": engine.computed, "from_cache": engine.reused}
-            if engine.damaged:  # cached answers that could not be read (computed again, overwritten)
-                engine_counts[name]["damaged"] = engine.damaged
-            model.close()
+        if cache and execution.gpus_per_model:
+            cache.close()  # the worker processes open it themselves
+            cache = None
+        _compute(config, tasks, pending, work, data_dir, execution, progress, located, cache)
+    except Exception:
+        if not work.holds_units():  # nothing finished: leave nothing behind
+            work.remove()
+        raise  # else the finished units stay for the rerun (an interruption or a kill keeps them too)
     finally:
         if cache:
             cache.close()
-    t0 = time.perf_counter()
-    chosen = config.comparisons()
-    pairs = [c.pair for c in chosen]
-    metrics = [row for task in tasks for row in task.metrics(records[task.name])]
-    # a pair is compared on a task only where both models ran it (reward models skip the LM tasks)
-    comparisons = [row for task in tasks for row in task.comparisons(
-        records[task.name], [p for p in pairs if p[0] in records[task.name] and p[1] in records[task.name]])]
-    seconds["statistics"] = time.perf_counter() - t0
-    task_notes = [note for task in tasks for note in getattr(task, "notes", list)()]
-    notes = [*extra_notes, *reward_notes, *task_notes, *family_notes(infos, pairs)]
-    seconds["total"] = time.perf_counter() - started
-    manifest: dict[str, Any] = {
-        "globalign_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": sys.argv,
-        "config": config.to_json(),
-        "models": [vars(info) for info in infos],
-        "prompt_format": config.prompt_format,
-        "seed": config.seed,
-        "data_dir": str(data_dir) if data_dir else "hub",
-        "families": [f.to_json() for f in config.model_families()],
-        "comparisons": [c.to_json() for c in chosen],
-        "tasks": {task.name: {**task.manifest(), "declaration": declaration(task.name)} for task in tasks},
-        "engine": engine_counts,
-        "request_cache": str(cache.path) if cache else None,
-        "notes": notes,
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "packages": package_versions(),
-        "machine": {"platform": platform.platform(), "processor": platform.machine()},
-        "cpu": {**asdict(cpu), "threads": {spec.name: {"count": cpu_threads(spec.threads),
-                                                       "from": threads_source(spec.threads)}
-                                           for spec in config.models}},
-    }
-    samples = (r for task in tasks for model_records in records[task.name].values() for r in model_records)
-    add = (lambda work: extra_files(metrics, work, manifest)) if extra_files else None
+    results = work.finished(u.id for u in mine)
+    missing = [u.id for u in mine if u.id not in results]
+    if missing:
+        raise GlobalignError(f"{len(missing)} unit(s) did not finish ({missing[0]}); rerun the same command")
+    entry = {"total": len(units), "resumed": len(resumed), "engine": execution.engine,
+             "gpus_per_model": execution.gpus_per_model}
+    if shard:
+        return _write_shard(config, shard, mine, results, work, {**entry, "total": len(mine)}, len(units))
+    kept = (f"the finished units are kept in {work.path}: rerun the same command (same --output, made writable) "
+            "to write the run folder without recomputing")
+    context = RunContext(data_dir, cpu, started, [*extra_notes, *reward_notes], entry)
+    summary = aggregate(config, tasks, units, results, context, kept=kept, extra_files=extra_files,
+                        where=lambda unit_id: str(work.path / f"{unit_id}{RECORDS}"))
+    work.remove()
+    return summary
+
+
+def _write_shard(config: RunConfig, shard: ShardSpec, mine: Sequence[WorkUnit], results: Mapping[str, UnitResult],
+                 work: WorkFolder, entry: dict[str, Any], total: int) -> ShardSummary:
+    from datetime import UTC, datetime
+
+    from globalign import __version__
+    from globalign.aggregate import package_versions
+
+    digest = config_hash(config)
+    manifest = {"globalign_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "shard": str(shard), "config_hash": digest, "config": config.to_json(), "units_in_run": total,
+                "execution": entry, "packages": package_versions()}
     try:
-        write_run_folder(config.output, manifest, metrics, comparisons, samples, add)
+        write_shard_folder(config.output, manifest, [results[u.id] for u in mine])
     except (OSError, GlobalignError) as exc:
-        # Hours of model work must not look lost: say where it is and how to get the folder written.
-        kept = (f"every model answer is kept in the request cache {cache.path}: rerun the same command (with a "
-                "writable --output) to write the run folder without recomputing" if cache else
-                "nothing was cached (--no-cache), so a rerun computes everything again")
-        raise GlobalignError(f"{first_line(exc)}; {kept}") from exc
-    return RunSummary(config.output, metrics, comparisons, infos, notes, seconds,
-                      {t.name: DECLARATIONS[t.name] for t in tasks if t.name in DECLARATIONS})
+        raise GlobalignError(f"{first_line(exc)}; the finished units are kept in {work.path}: rerun the same "
+                             "command to write the shard folder without recomputing") from exc
+    work.remove()
+    return ShardSummary(config.output, shard, digest, len(mine), int(entry["resumed"]), total)

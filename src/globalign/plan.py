@@ -199,3 +199,22 @@ def format_plan(config: Any, plans: Sequence[ModelPlan], counter: str) -> list[s
         lines.append(f"  {plan.model}: {plan.params / 1e9:g}B parameters, {plan.tokens:,} tokens, "
                      f"{plan.gpu_hours:.2f} GPU-hours")
     return lines
+
+
+def format_units(config: Any, units: Sequence[Any], shard: Any | None) -> list[str]:
+    """The run's work units (model x task), and with `shard` (units.ShardSpec) which shard runs which."""
+    from globalign.units import config_hash, shard_of
+
+    models = len({u.model_name for u in units})
+    lines = [f"Work units: {len(units)} (model x task, {models} model(s)); config hash {config_hash(config)}"]
+    if shard is None:
+        return lines
+    mine = 0
+    for position, unit in enumerate(units):
+        owner = shard_of(position, len(units), shard.count)
+        mine += owner == shard.index
+        marker = "  <- this shard" if owner == shard.index else ""
+        lines.append(f"  shard {owner}/{shard.count}: {unit.id}{marker}")
+    lines.append(f"Shard {shard}: {mine} of {len(units)} unit(s); merge all {shard.count} shard folders with "
+                 "`globalign merge DIR... --output DIR`")
+    return lines

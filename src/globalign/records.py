@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from globalign.errors import GlobalignError
 from globalign.text_safety import from_spreadsheet_safe
 
 SCHEMA = "globalign.run"  # the manifest marker of a run folder (store/output.py writes it)
+SHARD_SCHEMA = "globalign.shard"  # and of a shard folder (`run --shard i/n`; store/unit_store.py)
 AUDIT_SCHEMA = "globalign.audit"  # and of an audit-data folder
 # Run folders: version 2 keeps per-item metrics flat (`SampleRecord`); version 1 nested per-group
 # values, and is upgraded on read. Audit folders have had one version.
@@ -216,31 +218,42 @@ def upgrade_v1_sample(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "metrics": flat, "extra": extra}
 
 
+def sample_line(record: SampleRecord) -> str:
+    """One line of samples.jsonl (and of a work unit's records): the same bytes wherever it is written."""
+    return json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def parse_samples(lines: Iterable[str], where: str, version: int = RUN_SCHEMA_VERSION) -> list[SampleRecord]:
+    """Sample records from JSONL lines of a folder of schema `version` (version 1 is upgraded); `where`
+    names the file in errors (with the line number)."""
+    records = []
+    names = [f.name for f in fields(SampleRecord)]
+    for lineno, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise GlobalignError(f"{where}:{lineno}: malformed JSON ({exc})") from None
+        if not isinstance(row, dict) or not set(names[:-1]) <= set(row):
+            raise GlobalignError(f"{where}:{lineno}: not a globalign sample record")
+        if version == 1:
+            row = upgrade_v1_sample(row)
+        metrics = row["metrics"]
+        if not isinstance(metrics, dict) or not all(_number(v) for v in metrics.values()):
+            raise GlobalignError(f"{where}:{lineno}: metrics must map names to finite numbers "
+                                 f"(run folder schema version {version})")
+        row["metrics"] = {k: float(v) for k, v in metrics.items()}
+        records.append(SampleRecord(**{k: row[k] for k in names if k in row}))
+    return records
+
+
 def _samples(path: Path, version: int) -> list[SampleRecord]:
     if not path.is_file():
         return []  # a run may be read without its per-item records (they are large)
-    records = []
-    names = [f.name for f in fields(SampleRecord)]
     try:
         with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise GlobalignError(f"{path}:{lineno}: malformed JSON ({exc})") from None
-                if not isinstance(row, dict) or not set(names[:-1]) <= set(row):
-                    raise GlobalignError(f"{path}:{lineno}: not a globalign sample record")
-                if version == 1:
-                    row = upgrade_v1_sample(row)
-                metrics = row["metrics"]
-                if not isinstance(metrics, dict) or not all(_number(v) for v in metrics.values()):
-                    raise GlobalignError(f"{path}:{lineno}: metrics must map names to finite numbers "
-                                         f"(run folder schema version {version})")
-                row["metrics"] = {k: float(v) for k, v in metrics.items()}
-                records.append(SampleRecord(**{k: row[k] for k in names if k in row}))
+            return parse_samples(handle, str(path), version)
     except UnicodeDecodeError:
         raise GlobalignError(f"{path}: not UTF-8 text") from None
-    return records
 
 
 def read_folder_manifest(path: Path, schema: str, what: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from globalign.audit.formats import FieldNames
 from globalign.audit.records import Shard
 from globalign.audit.sources import read_shard
 from globalign.errors import DataError, GlobalignError
+from globalign.ray_session import ray_session
 
 ENGINES = ("local", "ray")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -133,19 +134,9 @@ def run_ray(jobs: Sequence[ShardJob], *, address: str | None, workers: int | Non
     must be readable at the same paths on every node (a shared file system)."""
     if not jobs:
         return
-    try:
-        import ray
+    with ray_session(address, workers):
         import ray.data
-    except ImportError:
-        raise GlobalignError("--engine ray needs Ray: pip install 'globalign[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise GlobalignError(f"cannot start or join Ray at {address or 'a local instance'} ({exc})") from None
-    try:
+
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
@@ -154,6 +145,3 @@ def run_ray(jobs: Sequence[ShardJob], *, address: str | None, workers: int | Non
             if row["error"]:
                 raise DataError(row["error"])
             yield row["key"], AuditCounts.from_json(json.loads(row["counts"]))
-    finally:
-        if started_here:
-            ray.shutdown()

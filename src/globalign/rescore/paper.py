@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from globalign import __version__
+from globalign.aggregate import RunSummary, package_versions
 from globalign.errors import DataError
 from globalign.families import comparisons as comparisons_of
 from globalign.families import restricted
-from globalign.pipeline import RunSummary, package_versions
 from globalign.rescore.predictions import Predictions
 from globalign.rescore.run import RESCORERS
 from globalign.store.output import check_output_dir, write_run_folder

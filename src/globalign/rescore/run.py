@@ -11,8 +11,8 @@ from typing import Any
 
 import globalign.families as families_module
 from globalign import __version__
+from globalign.aggregate import RunSummary, package_versions
 from globalign.errors import ConfigError, unknown_name
-from globalign.pipeline import RunSummary, package_versions
 from globalign.rescore import global_opinions, md3, reward_probe, tydiqa
 from globalign.rescore.predictions import Rescorer
 from globalign.store.output import check_output_dir, write_run_folder

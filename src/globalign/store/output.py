@@ -32,9 +32,11 @@ from globalign.records import (
     AUDIT_SCHEMA_VERSION,
     RUN_SCHEMA_VERSION,
     SCHEMA,
+    SHARD_SCHEMA,
     ComparisonRow,
     MetricRow,
     SampleRecord,
+    sample_line,
 )
 from globalign.text_safety import spreadsheet_safe
 
@@ -57,7 +59,10 @@ RUN_FOLDER = FolderKind(SCHEMA, RUN_SCHEMA_VERSION, "run folder",
 AUDIT_FOLDER = FolderKind(AUDIT_SCHEMA, AUDIT_SCHEMA_VERSION, "audit folder",
                           (MANIFEST, "languages.csv", "countries.csv", "countries_by_role.csv", "metadata.csv",
                            "countries_map.png", "countries_map.svg"))
-FOLDER_KINDS = (RUN_FOLDER, AUDIT_FOLDER)
+# a shard of a run (`run --shard i/n`): manifest.json and one <unit id>.jsonl per unit (store/unit_store.py)
+# (its records are a run's, so it shares the run folders' schema version)
+SHARD_FOLDER = FolderKind(SHARD_SCHEMA, RUN_SCHEMA_VERSION, "shard folder", ())
+FOLDER_KINDS = (RUN_FOLDER, AUDIT_FOLDER, SHARD_FOLDER)
 
 
 # ---------------------------------------------------------------- checks (before any work starts)
@@ -194,7 +199,7 @@ def write_run_folder(
         write_rows(work / "comparisons.csv", ComparisonRow, comparisons)
         with (work / "samples.jsonl").open("w", encoding="utf-8") as handle:
             for record in samples:
-                handle.write(json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+                handle.write(sample_line(record))
         if extra_files is not None:
             extra_files(work)
 
