@@ -33,7 +33,7 @@ from globalign.requests import ContinuationScore, GenerateRequest, ScoreRequest
 SCORING_VERSION = "vllm-1"
 DEFAULT_REQUESTS_PER_CALL = 2048
 DEFAULT_MAX_MODEL_LEN = 4096
-KV_CACHE_GIB_ON_CPU = "1"  # vLLM's CPU build allocates its KV cache up front: 1 GiB holds ~46k SmolLM2 tokens
+KV_CACHE_GIB_ON_CPU = "1"  # allocated up front; 1 GiB holds ~46k SmolLM2 tokens
 
 
 def load_vllm(located: LocatedModel) -> LanguageModel:
@@ -221,7 +221,7 @@ def _set_environment_defaults() -> None:
                              "(docs/backends.md)") from exc
 
     if current_platform.is_cpu() and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-        os.environ["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB_ON_CPU  # its default is 4 GiB; whole GiB only
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB_ON_CPU  # unset: 92% of memory; whole GiB only
 
 
 # -- the model folder ------------------------------------------------------------------------------
