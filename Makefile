@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.globalign-installed
 
-.PHONY: setup demo test test-fast lint bench mutants clean
+.PHONY: setup demo vllm test test-fast lint bench mutants clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,16 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/globalign demo
 
+# The vllm backend (docs/backends.md): vLLM's CPU build in the venv (idempotent; about a minute, 3.4 GB).
+vllm: $(STAMP)
+	VENV=$(VENV) scripts/install-vllm.sh
+
 # scripts/install-test-deps.sh: Debian's chromium for the report's real-browser test (idempotent;
 # installs only as root with apt, else the test is skipped locally and fails under CI=true).
+# scripts/install-vllm.sh: the vllm backend, whose tests fail under CI=true without it.
 test: $(STAMP)
 	scripts/install-test-deps.sh
+	VENV=$(VENV) scripts/install-vllm.sh
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

@@ -109,7 +109,7 @@ def _load(target: str):
     except ImportError as exc:
         backend = module.rsplit(".", 1)[-1].removesuffix("_backend")
         raise GlobalignError(f"backend '{backend}' is not installed here ({exc.name or exc}): "
-                             f"see docs/scaling.md for how to install it") from exc
+                             f"see docs/backends.md for how to install it") from exc
 
 
 def language_model_loader(backend: str):

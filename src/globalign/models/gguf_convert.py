@@ -13,6 +13,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from globalign.errors import GlobalignError, first_line
@@ -55,9 +57,8 @@ def converted_folder(gguf_path: Path) -> Path:
             return target
         _discard_damaged(target, damage, gguf_path)
     add_bos = read_gguf_add_bos(gguf_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    # A target still there here: another process finished first, or an older layout; it is replaced.
+    with built_beside(target) as work:
         _convert(gguf_path, work)
         meta = {
             "source": str(gguf_path),
@@ -67,13 +68,23 @@ def converted_folder(gguf_path: Path) -> Path:
             "files": _file_manifest(work),
         }
         _write_marker(work, meta)
-        if target.exists():  # another process finished first, or an older layout; replace it
+    return target
+
+
+@contextmanager
+def built_beside(target: Path) -> Iterator[Path]:
+    """A temporary sibling folder of `target` to fill; when the block ends without an error it replaces
+    `target` whole, so a killed or failed build leaves nothing that looks finished."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield work
+        if target.exists():
             shutil.rmtree(target)
         os.replace(work, target)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 def conversion_meta(folder: Path) -> dict:
