@@ -6,7 +6,10 @@ Each DIR holds a model's config and tokenizer (weights optional: without them th
 built with seeded random weights, which exercises the same code and costs the same compute). For
 each model and dtype it reports, side by side in one run:
 - batched vs one-at-a-time greedy generation on MD3 prompts: items/s, ratio, identical texts;
-- shared-prompt vs naive candidate scoring: max per-token difference in nats.
+- shared-prompt vs naive candidate scoring: max per-token difference in nats;
+- when vLLM is installed (`make vllm` installs the CPU build; on a GPU machine `pip install vllm`): the
+  vllm and hf backends on the same GlobalOpinionsQA and MD3 requests (benchmarks/vllm_vs_hf.py's
+  `side_by_side`): scores (max difference), tokens/s, requests/s, identical greedy texts.
 """
 
 from __future__ import annotations
@@ -76,12 +79,44 @@ def check(folder: Path, dtype: str, items, batch_size: int) -> None:
     model.close()
 
 
+def check_vllm(folder: Path, dtype: str, data_dir: Path, items, questions: int) -> None:
+    """The vllm backend beside the hf backend on the GPU, same requests, same dtype."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        print(f"{folder.name} {dtype}: vllm vs hf skipped: vLLM is not installed")
+        return
+    import random
+
+    from vllm_vs_hf import report, side_by_side
+
+    from globalign.data.global_opinions import load_global_opinions
+    from globalign.models.resolve import ModelSpec, load_model
+    from globalign.tasks import global_opinions
+
+    pool = load_global_opinions(data_dir).questions
+    picked = sorted(random.Random(221).sample(range(len(pool)), min(questions, len(pool))))
+    scoring = [ScoreRequest(global_opinions.build_prompt(pool[i]).raw, global_opinions.candidates(pool[i]))
+               for i in picked]
+    generation = [GenerateRequest(build_prompt(item).raw, MAX_NEW_TOKENS) for item in items]
+    hf = load_model(ModelSpec(str(folder), dtype=dtype))
+    start = time.perf_counter()
+    engine = load_model(ModelSpec(str(folder), dtype=dtype, backend="vllm"))
+    print(f"{folder.name} {dtype}: vLLM engine start {time.perf_counter() - start:.1f} s", flush=True)
+    try:
+        report(side_by_side(hf, engine, scoring, generation))
+    finally:
+        engine.close()
+        hf.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--items", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--questions", type=int, default=200, help="GlobalOpinionsQA questions for vllm vs hf")
     args = parser.parse_args()
 
     import torch
@@ -96,6 +131,7 @@ def main() -> None:
             real = _materialise(folder, Path(work))
             for dtype in ("float32", "bfloat16"):
                 check(real, dtype, items, args.batch_size)
+                check_vllm(real, dtype, args.data_dir, items, args.questions)
 
 
 if __name__ == "__main__":

@@ -45,45 +45,60 @@ def main() -> None:
     items = md3.stratified_sample(load_md3_items(data).items, args.items, args.seed)
     generation = [GenerateRequest(md3.build_prompt(item).raw, md3.MAX_NEW_TOKENS) for item in items]
 
-    located = locate_model(ModelSpec(args.model))
-    hf = load_model(located)
+    hf = load_model(locate_model(ModelSpec(args.model)))
     start = time.perf_counter()
     vllm_model = load_model(locate_model(ModelSpec(args.model, backend="vllm")))
     started = time.perf_counter() - start
     try:
-        for model in (hf, vllm_model):  # warm-up: vLLM's first prompt-logprobs call is seconds slower
-            model.score(scoring[:1])
-        timings, scores = {}, {}
-        for name, model in (("hf", hf), ("vllm", vllm_model)):
-            t0 = time.perf_counter()
-            scores[name] = model.score(scoring)
-            timings[name] = time.perf_counter() - t0
-        splits = [split_candidates(hf.encode, hf.render(r.prompt), r.continuations) for r in scoring]
-        computed = {"hf": sum(len(s[0].prefix_ids) + sum(len(x.continuation_ids) for x in s) for s in splits),
-                    "vllm": sum(len(x.prefix_ids) + len(x.continuation_ids) for s in splits for x in s)}
-        n_candidates = sum(len(r.continuations) for r in scoring)
-        pairs = [(a, b) for ra, rb in zip(scores["hf"], scores["vllm"]) for a, b in zip(ra, rb)]
-        worst_sum = max(abs(a.nll_sum - b.nll_sum) for a, b in pairs)
-        worst_token = max(abs(a.nll_sum - b.nll_sum) / a.n_tokens for a, b in pairs if a.n_tokens)
-
-        texts, generation_s = {}, {}
-        for name, model in (("hf", hf), ("vllm", vllm_model)):
-            t0 = time.perf_counter()
-            texts[name] = model.generate(generation)
-            generation_s[name] = time.perf_counter() - t0
+        figures = side_by_side(hf, vllm_model, scoring, generation)
     finally:
         vllm_model.close()
         hf.close()
-    same = sum(a == b for a, b in zip(texts["hf"], texts["vllm"]))
     print(f"model {args.model}, float32; vLLM engine start {started:.1f} s")
-    print(f"scoring {len(scoring)} GlobalOpinionsQA questions, {n_candidates} candidates:")
-    for name in ("hf", "vllm"):
-        print(f"  {name:5}: {timings[name]:7.2f} s, {n_candidates / timings[name]:6.1f} candidates/s, "
-              f"{computed[name]} prompt tokens computed ({computed[name] / timings[name]:6.0f} tokens/s)")
-    print(f"  max |vllm - hf|: {worst_sum:.2e} nats per candidate, {worst_token:.2e} per token")
-    print(f"generation, {len(generation)} MD3 prompts x {md3.MAX_NEW_TOKENS} tokens: hf {generation_s['hf']:.2f} s, "
-          f"vllm {generation_s['vllm']:.2f} s; identical texts {same}/{len(generation)}")
+    report(figures)
 
+
+def side_by_side(hf, vllm_model, scoring: list[ScoreRequest], generation: list[GenerateRequest]) -> dict:
+    """Both backends on the same requests, one after the other: times, tokens computed, the largest score
+    difference and how many greedy texts are identical (also run by benchmarks/gpu_check.py on a GPU)."""
+    for model in (hf, vllm_model):  # warm-up: vLLM's first prompt-logprobs call is seconds slower
+        model.score(scoring[:1])
+    timings, scores = {}, {}
+    for name, model in (("hf", hf), ("vllm", vllm_model)):
+        t0 = time.perf_counter()
+        scores[name] = model.score(scoring)
+        timings[name] = time.perf_counter() - t0
+    splits = [split_candidates(hf.encode, hf.render(r.prompt), r.continuations) for r in scoring]
+    computed = {"hf": sum(len(s[0].prefix_ids) + sum(len(x.continuation_ids) for x in s) for s in splits),
+                "vllm": sum(len(x.prefix_ids) + len(x.continuation_ids) for s in splits for x in s)}
+    pairs = [(a, b) for ra, rb in zip(scores["hf"], scores["vllm"]) for a, b in zip(ra, rb)]
+    texts, generation_s = {}, {}
+    for name, model in (("hf", hf), ("vllm", vllm_model)):
+        t0 = time.perf_counter()
+        texts[name] = model.generate(generation)
+        generation_s[name] = time.perf_counter() - t0
+    return {
+        "questions": len(scoring), "candidates": sum(len(r.continuations) for r in scoring),
+        "scoring_s": timings, "tokens_computed": computed,
+        "max_diff_per_candidate": max(abs(a.nll_sum - b.nll_sum) for a, b in pairs),
+        "max_diff_per_token": max(abs(a.nll_sum - b.nll_sum) / a.n_tokens for a, b in pairs if a.n_tokens),
+        "generation_requests": len(generation), "generation_s": generation_s,
+        "identical_texts": sum(a == b for a, b in zip(texts["hf"], texts["vllm"])),
+    }
+
+
+def report(figures: dict) -> None:
+    n = figures["candidates"]
+    print(f"scoring {figures['questions']} questions, {n} candidates:")
+    for name in ("hf", "vllm"):
+        seconds, tokens = figures["scoring_s"][name], figures["tokens_computed"][name]
+        print(f"  {name:5}: {seconds:7.2f} s, {figures['questions'] / seconds:6.1f} requests/s, "
+              f"{n / seconds:6.1f} candidates/s, {tokens} prompt tokens computed ({tokens / seconds:6.0f} tokens/s)")
+    print(f"  max |vllm - hf|: {figures['max_diff_per_candidate']:.2e} nats per candidate, "
+          f"{figures['max_diff_per_token']:.2e} per token")
+    g = figures["generation_s"]
+    print(f"generation, {figures['generation_requests']} MD3 prompts: hf {g['hf']:.2f} s, vllm {g['vllm']:.2f} s; "
+          f"identical texts {figures['identical_texts']}/{figures['generation_requests']}")
 
 if __name__ == "__main__":
     main()
