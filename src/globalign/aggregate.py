@@ -86,7 +86,8 @@ def _model_infos(config: RunConfig, by_model: Mapping[str, list[UnitResult]]) ->
             shown = ", ".join(f"{fp[:12]} on {host or 'an unnamed host'}" for fp, host in sorted(seen))
             raise GlobalignError(f"model '{spec.name}': its units were computed with different weights or code "
                                  f"(fingerprints {shown}); run them again on one installation")
-        infos.append(ModelInfo(**by_model[spec.name][0].info["model_info"]))
+        # the last unit's: a backend may add to its details as it runs (a served model's HTTP counts)
+        infos.append(ModelInfo(**by_model[spec.name][-1].info["model_info"]))
     return infos
 
 

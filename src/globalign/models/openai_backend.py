@@ -127,7 +127,9 @@ class ServedModel:
         # them fails on the first request, not on a chunk of them.
         while pending and not self._logprobs_seen:
             done.append(self._score_one(pending.pop(0)))
-        return done + list(self._pool.map(self._score_one, pending))
+        done += self._pool.map(self._score_one, pending)
+        self._count_requests()
+        return done
 
     def _score_one(self, request: ScoreRequest) -> list[ContinuationScore]:
         if self.tokenizer is not None:
@@ -197,7 +199,15 @@ class ServedModel:
 
     # -- generation -----------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
-        return list(self._pool.map(self._generate_one, requests))
+        texts = list(self._pool.map(self._generate_one, requests))
+        self._count_requests()
+        return texts
+
+    def _count_requests(self) -> None:
+        """Keep the HTTP counts in the model's details current after every call: a run records a model's
+        info when each of its work units ends, before the model is closed."""
+        self.info.details.update(http_requests=str(self.client.attempts),
+                                 http_retries=str(sum(self.client.retries.values())))
 
     def _generate_one(self, request: GenerateRequest) -> str:
         if request.max_new_tokens <= 0:
@@ -247,8 +257,8 @@ class ServedModel:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._count_requests()
         retries = sum(self.client.retries.values())
-        self.info.details.update(http_requests=str(self.client.attempts), http_retries=str(retries))
         if retries:
             reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.client.retries.items()))
             print(f"model '{self.name}' at {self.client.base_url}: {self.client.attempts} HTTP requests, "
