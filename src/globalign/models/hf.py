@@ -68,7 +68,9 @@ class TransformersModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(cpu_threads(threads))
+        self.folder = folder
+        self.threads = cpu_threads(threads)
+        torch.set_num_threads(self.threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         # Padded prompt tokens per generation batch: long prompts (a TyDi QA passage in Telugu is
