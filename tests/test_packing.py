@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from globalign.models.hf_scoring import PackedScorer, full_pass_nll, mask_plan
-from globalign.models.packing import PAD, PROMPT, Row, attention_mask, layout, plan_batches, plan_rows
+from globalign.models.packing import (
+    PAD,
+    PROMPT,
+    Row,
+    attention_mask,
+    layout,
+    plan_batches,
+    plan_rows,
+)
 
 
 def test_rows_keep_one_prefix_and_split_only_past_the_tail_limit():
@@ -33,17 +41,37 @@ def test_batches_group_similar_lengths_and_respect_every_limit():
     rows = _rows([100, 12, 101, 11, 99, 10])
     batches = plan_batches(rows, max_rows=8, max_tokens=10_000, max_read=100, pass_cost=24)
     # Padding the three short prompts to ~100 tokens costs ~270 tokens, a second pass 24.
-    assert sorted(sorted(b) for b in batches) == [[0, 2, 4], [1, 3, 5]]
+    assert sorted(sorted(b) for b, _ in batches) == [[0, 2, 4], [1, 3, 5]]
+    assert [stem for _, stem in batches] == [0, 0]  # no stems unless max_stem allows them
     for limit in ({"max_rows": 2}, {"max_tokens": 210}, {"max_read": 4}):
         kwargs = {"max_rows": 8, "max_tokens": 10_000, "max_read": 100, **limit}
         batches = plan_batches(rows, **kwargs, pass_cost=10_000)  # passes expensive: as few as allowed
-        assert sorted(i for b in batches for i in b) == list(range(6))
-        for batch in batches:
+        assert sorted(i for b, _ in batches for i in b) == list(range(6))
+        for batch, _ in batches:
             width = max(len(rows[i].prefix) for i in batch) + max(rows[i].tail for i in batch)
             assert len(batch) <= kwargs["max_rows"] and len(batch) * width <= kwargs["max_tokens"]
             assert len(batch) * (max(rows[i].tail for i in batch) + 1) <= kwargs["max_read"]
     # A single row over the token limit still runs, alone.
-    assert plan_batches(_rows([50, 50]), max_rows=8, max_tokens=10, max_read=100) == [[0], [1]]
+    assert plan_batches(_rows([50, 50]), max_rows=8, max_tokens=10, max_read=100) == [([0], 0), ([1], 0)]
+
+
+def test_a_common_instruction_runs_once_per_batch_as_a_stem_when_that_saves_a_pass():
+    instruction = tuple(range(500, 540))  # 40 tokens every prompt starts with
+    rows = [Row(instruction + tuple(range(n, n + 10 + n % 3)), ((1, 2),), (n,)) for n in range(6)]
+    rows.append(Row(instruction[:30], ((1,),), (6,)))  # a prompt that is only part of the instruction
+    # Padding the short prompt to 52 tokens and cutting the stem to 29 costs more than its own pass.
+    plan = plan_batches(rows, max_rows=8, max_tokens=10_000, max_read=100, max_stem=1000)
+    assert [(sorted(batch), stem) for batch, stem in plan] == [([6], 0), (list(range(6)), 40)]
+    assert plan_batches(rows[:6], max_rows=8, max_tokens=10_000, max_read=100, max_stem=8)[0][1] == 8  # a window cap
+    assert plan_batches(rows[:2], max_rows=8, max_tokens=10_000, max_read=100, max_stem=1000,
+                        pass_cost=40)[0][1] == 0  # one row's 39 tokens saved do not pay for the stem's pass
+    whole = [Row(instruction, ((1,),), (0,)), *rows[:3]]  # the stem leaves every prompt its last token
+    plan = plan_batches(whole, max_rows=8, max_tokens=10_000, max_read=100, max_stem=1000)
+    assert [(sorted(batch), stem) for batch, stem in plan] == [([0, 1, 2, 3], 39)]
+    # Positions count on from the stem; the stem's tokens are not columns.
+    plan = layout([Row((1, 2, 3, 4, 5), ((6,),), (0,)), Row((1, 2, 3, 9), ((6, 7),), (1,))], pad_id=0, stem=3)
+    assert plan.input_ids == [[4, 5, 0], [0, 9, 6]] and plan.prompt_end == 2
+    assert plan.positions == [[3, 4, 0], [0, 3, 4]]
 
 
 def test_layout_right_aligns_prompts_and_reads_each_candidate_token_where_it_is_predicted():
@@ -57,25 +85,30 @@ def test_layout_right_aligns_prompts_and_reads_each_candidate_token_where_it_is_
     assert plan.reads == [(0, 0, 8, 0), (0, 1, 9, 0), (0, 0, 10, 1), (1, 0, 11, 2), (1, 1, 12, 2), (1, 2, 13, 2)]
 
 
-def _allowed_by_definition(segments, positions, window):
+def _allowed_by_definition(segments, positions, window, stem=0):
+    """Row of the mask per query column: the stem's keys (positions 0 .. stem - 1), then the columns."""
     width = len(segments)
-    out = [[False] * width for _ in range(width)]
+    out = []
     for q in range(width):
+        row = [segments[q] != PAD and (window is None or positions[q] - k < window) for k in range(stem)]
         for k in range(width):
             if segments[q] == PAD:
-                out[q][k] = q == k
-            elif segments[k] != PAD and k <= q and segments[k] in (PROMPT, segments[q]):
-                out[q][k] = window is None or positions[q] - positions[k] < window
+                row.append(q == k)
+            else:
+                row.append(segments[k] != PAD and k <= q and segments[k] in (PROMPT, segments[q])
+                           and (window is None or positions[q] - positions[k] < window))
+        out.append(row)
     return out
 
 
-@pytest.mark.parametrize("window", [None, 2, 3])
-def test_attention_mask_matches_its_definition(window):
-    plan = layout([Row((5, 6, 7), ((8, 9, 1), (10, 2)), (0, 1)), Row((5,), ((11, 12),), (2,))], pad_id=0)
-    mask = attention_mask(plan.segments, plan.positions, window)
-    assert mask.shape == (2, 1, plan.width, plan.width) and mask.dtype == torch.bool
+@pytest.mark.parametrize(("window", "stem"), [(None, 0), (2, 0), (3, 0), (None, 2), (3, 2)])
+def test_attention_mask_matches_its_definition(window, stem):
+    rows = [Row((4, 3, 5, 6, 7), ((8, 9, 1), (10, 2)), (0, 1)), Row((4, 3, 5), ((11, 12),), (2,))]
+    plan = layout(rows, pad_id=0, stem=stem)
+    mask = attention_mask(plan.segments, plan.positions, window, stem)
+    assert mask.shape == (2, 1, plan.width, stem + plan.width) and mask.dtype == torch.bool
     for r in range(2):
-        assert mask[r, 0].tolist() == _allowed_by_definition(plan.segments[r], plan.positions[r], window)
+        assert mask[r, 0].tolist() == _allowed_by_definition(plan.segments[r], plan.positions[r], window, stem)
 
 
 def _tiny(kind: str):
@@ -94,7 +127,8 @@ def _tiny(kind: str):
 
 
 @pytest.mark.parametrize("kind", ["llama", "gemma3"])
-def test_packed_rows_score_like_one_full_pass_per_candidate(kind):
+@pytest.mark.parametrize("pass_cost", [0, 10_000])  # stems wherever they save a token, or never
+def test_packed_rows_score_like_one_full_pass_per_candidate(kind, pass_cost):
     model = _tiny(kind)
     masks, why = mask_plan(model.config)
     assert masks is not None, why
@@ -102,17 +136,24 @@ def test_packed_rows_score_like_one_full_pass_per_candidate(kind):
         assert masks == {"full_attention": None, "sliding_attention": 4}
     rng = random.Random(1)
     groups, owner = [], 0
+    stem = tuple(rng.randrange(1, 97) for _ in range(6))  # an instruction every prompt starts with
     for prompt_length in (3, 9, 10, 17, 2):
         members = []
         for length in (1, 1, 2, 5, 3):  # one-token candidates need no fed token
             members.append((owner, tuple(rng.randrange(1, 97) for _ in range(length))))
             owner += 1
-        groups.append((tuple(rng.randrange(1, 97) for _ in range(prompt_length)), members))
+        groups.append((stem + tuple(rng.randrange(1, 97) for _ in range(prompt_length)), members))
     rows = plan_rows(groups, max_tail=6)  # some prompts split over two rows
     scorer = PackedScorer(model, pad_id=0, device="cpu", max_rows=3, max_tokens=4096, max_logits=97 * 64,
                           masks=masks)
+    scorer.pass_cost = pass_cost
     packed = scorer.score(rows)
-    assert scorer.forward_passes >= 2 and len(packed) == owner
+    batches = plan_batches(rows, max_rows=3, max_tokens=4096, max_read=64, pass_cost=pass_cost,
+                           max_stem=scorer.max_stem)
+    stems = sum(stem > 0 for _, stem in batches)  # each runs its own pass first
+    assert scorer.forward_passes == len(batches) + stems
+    assert stems if pass_cost == 0 else not stems  # (gemma's window of 4 caps its stems at 3 tokens)
+    assert len(packed) == owner
     for prefix, members in groups:
         for index, ids in members:
             assert packed[index] == pytest.approx(full_pass_nll(model, prefix, ids, "cpu"), abs=1e-5 * len(ids))

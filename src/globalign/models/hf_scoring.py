@@ -3,11 +3,26 @@ and the one-full-pass-per-candidate reference (the study's way)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 
-from globalign.models.packing import Row, attention_mask, layout, plan_batches
+from globalign.models.packing import (
+    PASS_COST_TOKENS,
+    Row,
+    attention_mask,
+    layout,
+    plan_batches,
+    plan_rows,
+)
+from globalign.models.tokenization import split_candidates
 
 FULL, SLIDING = "full_attention", "sliding_attention"  # transformers' names of layer types
+# Two prompts with a common instruction (run once, as a cached stem) and multi-token candidates.
+_PROBE_STEM = ("You are answering a short quiz about European geography. Answer each question with the name "
+               "of a city and nothing else.")
+PROBE = ((f"{_PROBE_STEM} Question: Which city is the capital of France? Answer:",
+          (" Paris, of course.", " Lyon or maybe Marseille", " Brussels")),
+         (f"{_PROBE_STEM} Question: Which city is the capital of Italy? Answer:", (" Rome", " Milan, I think")))
 
 
 def mask_plan(config) -> tuple[dict[str, int | None] | None, str]:
@@ -46,6 +61,11 @@ class PackedScorer:
         # Read positions per batch, so that its logits (positions x vocabulary) stay within max_logits.
         self.max_read = max(1, max_logits // self.vocab)
         self.masks = masks
+        # A stem cached before a batch must stay whole in a sliding-window layer's cache (it keeps the
+        # last window - 1 tokens).
+        windows = [w for w in masks.values() if w]
+        self.max_stem = min(windows) - 1 if windows else 1 << 30
+        self.pass_cost = PASS_COST_TOKENS  # padded tokens one more forward pass is worth (batch planning)
         self.tokens_fed = 0
         self.forward_passes = 0
 
@@ -59,15 +79,19 @@ class PackedScorer:
         import torch
 
         nll: dict[int, float] = {}
-        batches = plan_batches(rows, max_rows=self.max_rows, max_tokens=self.max_tokens, max_read=self.max_read)
+        batches = plan_batches(rows, max_rows=self.max_rows, max_tokens=self.max_tokens, max_read=self.max_read,
+                               pass_cost=self.pass_cost, max_stem=self.max_stem)
         with torch.inference_mode():
-            for batch in batches:
-                plan = layout([rows[i] for i in batch], self.pad_id)
+            for batch, stem in batches:
+                chosen = [rows[i] for i in batch]
+                plan = layout(chosen, self.pad_id, stem)
+                cache = self._stem_cache(chosen[0].prefix[:stem], len(batch)) if stem else None
                 logits = self.model(
                     input_ids=torch.tensor(plan.input_ids, device=self.device),
                     position_ids=torch.tensor(plan.positions, device=self.device),
-                    attention_mask=self._masks(plan),
-                    use_cache=False,
+                    attention_mask=self._masks(plan, stem),
+                    past_key_values=cache,
+                    use_cache=cache is not None,
                     logits_to_keep=plan.kept,
                 ).logits
                 self.tokens_fed += len(batch) * plan.width
@@ -81,14 +105,38 @@ class PackedScorer:
                     nll[owner] = nll.get(owner, 0.0) - logprob
         return nll
 
-    def _masks(self, plan):
+    def check(self, encode: Callable[[str], list[int]]) -> str:
+        """'' when packed rows, a cached stem included, score the probe like full passes on this model,
+        else why not (an architecture that ignores a prepared attention mask gives wrong numbers, not
+        an error)."""
+        splits = [split for prompt, continuations in PROBE for split in split_candidates(encode, prompt, continuations)]
+        groups = defaultdict(list)
+        for owner, split in enumerate(splits):
+            groups[split.prefix_ids].append((owner, split.continuation_ids))
+        packed = self.score(plan_rows(groups.items(), self.max_tail))
+        worst = max(abs(packed[i] - full_pass_nll(self.model, s.prefix_ids, s.continuation_ids, self.device))
+                    / len(s.continuation_ids) for i, s in enumerate(splits))
+        return "" if worst < 1e-3 else f"packed rows differ from full passes by {worst:.2g} nats per token"
+
+    def _stem_cache(self, stem: Sequence[int], rows: int):
+        """The KV cache of the stem, one copy per row (the batch's pass extends it in place)."""
+        import torch
+
+        cache = self.model(input_ids=torch.tensor([list(stem)], device=self.device), use_cache=True,
+                           logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(rows)
+        self.tokens_fed += len(stem)
+        self.forward_passes += 1
+        return cache
+
+    def _masks(self, plan, stem: int = 0):
         import torch
 
         dtype = self.model.dtype
         eager = getattr(self.model.config, "_attn_implementation", None) == "eager"
         built = {}
         for kind, window in self.masks.items():
-            allowed = attention_mask(plan.segments, plan.positions, window).to(self.device)
+            allowed = attention_mask(plan.segments, plan.positions, window, stem).to(self.device)
             if eager:  # eager attention adds its mask to the scores
                 allowed = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(
                     ~allowed, torch.finfo(dtype).min)

@@ -72,40 +72,59 @@ PASS_COST_TOKENS = 24
 
 
 def plan_batches(rows: Sequence[Row], *, max_rows: int, max_tokens: int, max_read: int,
-                 pass_cost: int = PASS_COST_TOKENS) -> list[list[int]]:
-    """Row indices cut into batches that run the fewest padded tokens plus `pass_cost` per batch.
+                 pass_cost: int = PASS_COST_TOKENS, max_stem: int = 0) -> list[tuple[list[int], int]]:
+    """Row indices cut into batches, each with its stem: the fewest padded tokens run, counting
+    `pass_cost` per forward pass.
 
     Rows are sorted by (prompt length, tail) and cut into consecutive runs (dynamic programming over the
-    cut points, so each batch's rows have similar widths). A batch holds at most `max_rows` rows,
-    rows x padded width <= `max_tokens` tokens and rows x (longest tail + 1) <= `max_read` read
-    positions (its logits are that times the vocabulary). A row over a limit alone gets its own batch.
+    cut points, so each batch's rows have similar widths). A batch whose prompts all start with the same
+    tokens (an instruction, few-shot examples) may run up to `max_stem` of them once, in a pass of their
+    own, into a KV cache its rows share: worth it when (rows - 1) x stem > `pass_cost`. A batch holds at
+    most `max_rows` rows, rows x padded width <= `max_tokens` tokens and rows x (longest tail + 1) <=
+    `max_read` read positions (its logits are that times the vocabulary). A row over a limit alone gets
+    its own batch.
     """
     order = sorted(range(len(rows)), key=lambda i: (len(rows[i].prefix), rows[i].tail))
     n = len(order)
-    best = [0] + [None] * n  # best[i]: cost of the first i rows
-    cut = [0] * (n + 1)
+    best: list[float] = [0.0] + [float("inf")] * n  # best[i]: cost of the first i rows
+    choice = [(0, 0)] * (n + 1)  # (start, stem) of the last batch of the best plan for the first i rows
     for end in range(1, n + 1):
-        prompt = len(rows[order[end - 1]].prefix)  # the longest prompt of any run ending here
-        tail = 0
+        last = rows[order[end - 1]].prefix
+        prompt = len(last)  # the longest prompt of any run ending here
+        tail, common = 0, len(last) - 1
         for start in range(end - 1, -1, -1):
             size = end - start
-            tail = max(tail, rows[order[start]].tail)
+            row = rows[order[start]]
+            tail = max(tail, row.tail)
             if size > 1 and (size > max_rows or size * (prompt + tail) > max_tokens or size * (tail + 1) > max_read):
                 break
-            cost = best[start] + pass_cost + size * (prompt + tail)
-            if best[end] is None or cost < best[end]:
-                best[end], cut[end] = cost, start
+            common = _common_start(row.prefix, last, min(common, len(row.prefix) - 1))
+            stem = min(common, max_stem) if (size - 1) * min(common, max_stem) > pass_cost else 0
+            cost = best[start] + pass_cost + size * (prompt - stem + tail) + (stem + pass_cost if stem else 0)
+            if cost < best[end]:
+                best[end], choice[end] = cost, (start, stem)
     batches = []
     end = n
     while end:
-        batches.append(order[cut[end] : end])
-        end = cut[end]
+        start, stem = choice[end]
+        batches.append((order[start:end], stem))
+        end = start
     return batches[::-1]
+
+
+def _common_start(a: Sequence[int], b: Sequence[int], bound: int) -> int:
+    """How many first tokens `a` and `b` share, counting at most `bound`."""
+    if bound <= 0:
+        return 0
+    if a[:bound] == b[:bound]:
+        return bound
+    return next(i for i in range(bound) if a[i] != b[i])
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A batch of rows as columns. Row r's prompt fills columns [prompt_end - len, prompt_end), its
+    """A batch of rows as columns. Row r's prompt (past the batch's stem, if any) ends at column
+    `prompt_end`, its
     candidates' fed tokens follow from `prompt_end`, pads fill the rest. The logits read are those of
     columns prompt_end - 1 .. width - 1 (`kept` = tail_width + 1 of them); `reads` lists, for each
     candidate token, (row, kept column, target token id, owner)."""
@@ -126,16 +145,18 @@ class Layout:
         return self.tail_width + 1
 
 
-def layout(rows: Sequence[Row], pad_id: int) -> Layout:
-    prompt_end = max(len(r.prefix) for r in rows)
+def layout(rows: Sequence[Row], pad_id: int, stem: int = 0) -> Layout:
+    """The batch's columns; with `stem`, the first `stem` tokens of every prompt are left out (they run
+    once, before, into a KV cache that every row attends to) and positions count on from them."""
+    prompt_end = max(len(r.prefix) for r in rows) - stem
     tail_width = max(r.tail for r in rows)
     width = prompt_end + tail_width
     input_ids, positions, segments, reads = [], [], [], []
     for r, row in enumerate(rows):
         n = len(row.prefix)
-        ids = [pad_id] * (prompt_end - n) + list(row.prefix)
-        pos = [0] * (prompt_end - n) + list(range(n))
-        seg = [PAD] * (prompt_end - n) + [PROMPT] * n
+        ids = [pad_id] * (prompt_end - n + stem) + list(row.prefix[stem:])
+        pos = [0] * (prompt_end - n + stem) + list(range(stem, n))
+        seg = [PAD] * (prompt_end - n + stem) + [PROMPT] * (n - stem)
         for j, (candidate, owner) in enumerate(zip(row.candidates, row.owners)):
             start = len(ids) - prompt_end  # this candidate's first fed token, counted from prompt_end
             reads.append((r, 0, candidate[0], owner))
@@ -153,10 +174,11 @@ def layout(rows: Sequence[Row], pad_id: int) -> Layout:
     return Layout(input_ids, positions, segments, prompt_end, tail_width, reads)
 
 
-def attention_mask(segments, positions, window: int | None = None):
-    """Boolean mask (rows, 1, width, width), True where a query column (dim 2) may attend a key column
-    (dim 3): an earlier or the same column of the prompt or of its own candidate, and with `window`
-    (a sliding-window layer) only keys fewer than `window` positions back. A pad column attends only to
+def attention_mask(segments, positions, window: int | None = None, stem: int = 0):
+    """Boolean mask (rows, 1, width, stem + width), True where a query column (dim 2) may attend a key
+    (dim 3): the `stem` cached tokens (keys 0 .. stem - 1, positions 0 .. stem - 1), then the batch's
+    columns: an earlier or the same column of the prompt or of its own candidate. With `window` (a
+    sliding-window layer) only keys fewer than `window` positions back. A pad column attends only to
     itself: a query that attends nothing would give NaN, which a later layer would carry into real
     columns through the (masked, zero-weight) values."""
     import torch
@@ -168,7 +190,11 @@ def attention_mask(segments, positions, window: int | None = None):
     query_seg, key_seg = seg[:, :, None], seg[:, None, :]
     allowed = (column[None, None, :] <= column[None, :, None]) & ((key_seg == PROMPT) | (key_seg == query_seg))
     allowed &= (query_seg != PAD) & (key_seg != PAD)
+    key_pos = pos[:, None, :]
+    if stem:
+        allowed = torch.cat([(query_seg != PAD).expand(-1, -1, stem), allowed], dim=2)
+        key_pos = torch.cat([torch.arange(stem).expand(len(seg), 1, stem), key_pos], dim=2)
     if window is not None:
-        allowed &= (pos[:, :, None] - pos[:, None, :]) < window
-    allowed |= torch.eye(width, dtype=torch.bool)[None] & (query_seg == PAD)
+        allowed &= (pos[:, :, None] - key_pos) < window
+    allowed[:, :, stem:] |= torch.eye(width, dtype=torch.bool)[None] & (query_seg == PAD)
     return allowed[:, None]
