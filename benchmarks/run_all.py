@@ -126,7 +126,8 @@ def table(figures: dict, failures: dict[str, str], seconds: dict[str, float], me
                 f"{lm['max_diff_per_token_vs_globalign']:.1e} {r['load_1min'][0]:4.1f}-{r['load_1min'][1]:<4.1f}")
             lines.append(f"  {'':10} {'':17} lm-eval batch sizes, first half: "
                          + ", ".join(f"{k}: {v:.1f} s" for k, v in lm["sweep_first_half_seconds"].items())
-                         + f"; tokenised differently: {lm['pairs_tokenised_differently']} of {r['candidates']}")
+                         + f"; tokenised differently: {lm['pairs_tokenised_differently']} of {r['candidates']}; "
+                         f"CPU-time ratio vs lm-eval {r['cpu_speedup_vs_lm_eval']:.2f}x")
     if not missing("askreddit"):
         a = figures["askreddit"]
         lines.append(f"  {'askreddit':10} shared {a['shared_projected_seconds']:.0f} s vs naive "

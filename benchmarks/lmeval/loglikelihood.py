@@ -8,7 +8,8 @@ so lm-eval's pins cannot move globalign's; it imports nothing from globalign.
 IN:  {"model": folder, "dtype": "float32", "threads": 2, "add_bos": bool,
       "pairs": [[context, continuation], ...], "batch_sizes": [1, 8, 32]}
 OUT: {"versions": {...}, "tokens": [[context ids, continuation ids], ...] (lm-eval's own split),
-      "runs": [{"batch_size", "seconds", "tokens_fed", "forward_passes", "loglikelihoods": [...]}]}
+      "runs": [{"batch_size", "seconds", "cpu_seconds", "tokens_fed", "forward_passes",
+                "loglikelihoods": [...]}]}
 The model loads once (untimed); each batch size then scores every pair through `HFLM.loglikelihood`,
 timed around that call alone. `tokens_fed` counts the input ids of every forward pass, padding included.
 """
@@ -46,10 +47,11 @@ def main() -> None:
     for batch_size in spec["batch_sizes"]:
         lm.batch_size_per_gpu = batch_size
         fed.update(tokens=0, passes=0)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         answers = lm.loglikelihood(requests, disable_tqdm=True)
         seconds = time.perf_counter() - start
-        runs.append({"batch_size": batch_size, "seconds": seconds, "tokens_fed": fed["tokens"],
+        runs.append({"batch_size": batch_size, "seconds": seconds, "cpu_seconds": time.process_time() - cpu,
+                     "tokens_fed": fed["tokens"],
                      "forward_passes": fed["passes"], "loglikelihoods": [ll for ll, _ in answers]})
         print(f"lm-eval batch {batch_size}: {seconds:.1f} s, {fed['tokens']} tokens fed", file=sys.stderr, flush=True)
     tokens = [lm._encode_pair(context, continuation) for context, continuation in spec["pairs"]]
