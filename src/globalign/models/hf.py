@@ -73,8 +73,9 @@ class TransformersModel:
         torch.set_num_threads(self.threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        # Padded prompt tokens per generation batch: long prompts (a TyDi QA passage in Telugu is
-        # thousands of byte-level tokens) go in smaller batches instead of one huge padded one.
+        # Padded tokens per generation or scoring batch: long prompts (a TyDi QA passage in Telugu is
+        # thousands of byte-level tokens) go in smaller batches instead of one huge padded one. Scoring
+        # batches also hold at most `score_rows` rows and `max_batch_logits` logits (models/packing.py).
         self.max_batch_tokens = max_batch_tokens
         torch_dtype = _torch_dtype(dtype)
         # Files were checked before (models/checks.py); what still fails here is worded, not a traceback.
