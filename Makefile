@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.globalign-installed
 
-.PHONY: setup demo vllm test test-fast lint bench mutants clean
+.PHONY: setup demo vllm test test-fast lint bench lmeval-venv mutants clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,17 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(STAMP)
+# lm-evaluation-harness for the benchmark's side-by-side scoring, in its own venv (its pins cannot move ours).
+LMEVAL_VENV := .venv-lmeval
+LMEVAL_STAMP := $(LMEVAL_VENV)/.globalign-lmeval
+
+$(LMEVAL_STAMP): scripts/setup-lmeval-venv.sh
+	PYTHON=$(PYTHON) scripts/setup-lmeval-venv.sh $(LMEVAL_VENV)
+
+lmeval-venv: $(LMEVAL_STAMP)
+
+# Every benchmark side by side, a table, and one JSON line last (docs/engine.md; ~15 min on 2 cores).
+bench: $(STAMP) $(LMEVAL_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # Mutation testing (docs/testing.md): not part of `make test`; slow (tens of minutes on 2 cores).
@@ -51,4 +61,4 @@ mutants: $(STAMP)
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info mutants
+	rm -rf $(VENV) $(LMEVAL_VENV) build dist src/*.egg-info mutants

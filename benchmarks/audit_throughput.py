@@ -2,7 +2,7 @@
 1,000,000 messages of ~500 characters, and, in the same run, the speedup of the process pool over one
 process on a slice of it.
 
-    .venv/bin/python benchmarks/audit_throughput.py [--messages 1000000] [--workers N] [--keep DIR]
+    .venv/bin/python benchmarks/audit_throughput.py [--messages 1000000] [--workers N] [--keep DIR] [--json OUT]
 
 The corpus is written as JSONL (4 messages per record: user, assistant, user, assistant) into a temp
 folder. Messages are 500-character windows at random offsets of per-language streams of the labelled
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--slice", type=int, default=40_000, help="messages for the pool-vs-one-process comparison")
     parser.add_argument("--workers", type=int, default=usable_cpus())
     parser.add_argument("--keep", type=Path, help="write the corpus here and keep it")
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,6 +140,15 @@ def main() -> None:
         seconds_nc, _, _ = run_audit(small, folder / "out-nc", args.workers, ["--no-countries"])
         print(f"slice without country mentions: {n_small / seconds_nc:,.0f} msg/s "
               f"(country search costs {pool / seconds_nc:.2f}x)")
+        if args.json:
+            args.json.write_text(json.dumps({
+                "messages": n, "workers": args.workers, "seconds": round(seconds, 1),
+                "messages_per_second": round(n / seconds), "counting_messages_per_second":
+                round(manifest["messages_per_second"]), "peak_memory_mib": round(peak / 2**20),
+                "slice_messages": n_small, "slice_one_process_messages_per_second": round(n_small / one),
+                "slice_pool_messages_per_second": round(n_small / pool), "pool_speedup": round(one / pool, 2),
+                "slice_no_countries_messages_per_second": round(n_small / seconds_nc),
+                "load_1min": round(os.getloadavg()[0], 2)}), encoding="utf-8")
 
 
 if __name__ == "__main__":

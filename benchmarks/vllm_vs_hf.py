@@ -10,8 +10,10 @@ cache), the largest per-candidate difference in nats, and MD3 greedy generation 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
+from pathlib import Path
 
 from globalign.data.global_opinions import load_global_opinions
 from globalign.data.locate import resolve_data_dir
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--seed", type=int, default=221)
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here (make bench reads them)")
     args = parser.parse_args()
     try:
         import vllm  # noqa: F401
@@ -56,6 +59,8 @@ def main() -> None:
         hf.close()
     print(f"model {args.model}, float32; vLLM engine start {started:.1f} s")
     report(figures)
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "engine_start_s": started, **figures}), encoding="utf-8")
 
 
 def side_by_side(hf, vllm_model, scoring: list[ScoreRequest], generation: list[GenerateRequest]) -> dict:

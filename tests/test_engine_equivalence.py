@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from globalign.data.global_opinions import load_global_opinions
+from globalign.data.reward_probe import load_where_from_countries
 from globalign.engine.runner import Engine
 from globalign.models.resolve import ModelSpec, load_model
-from globalign.requests import ScoreRequest
+from globalign.requests import Prompt, ScoreRequest
 from globalign.store.request_cache import RequestCache
 from globalign.tasks.global_opinions import build_prompt, candidates
 
@@ -45,6 +46,40 @@ def test_shared_prompt_scores_equal_naive_full_passes(model, data_dir):
             assert a.boundary_merge == b.boundary_merge
             if a.n_tokens:
                 assert abs(a.nll_mean - b.nll_mean) < TOLERANCE_NATS
+
+
+def _assert_equal_to_naive(shared, naive):
+    worst = 0.0
+    for row_shared, row_naive in zip(shared, naive, strict=True):
+        for a, b in zip(row_shared, row_naive, strict=True):
+            assert (a.n_tokens, a.boundary_merge) == (b.n_tokens, b.boundary_merge)
+            if a.n_tokens:
+                worst = max(worst, abs(a.nll_mean - b.nll_mean))
+    assert worst < TOLERANCE_NATS
+    return worst
+
+
+def test_one_call_packs_chat_prompts_merges_long_prompts_and_split_rows_like_naive(model, data_dir, monkeypatch):
+    # A small logits budget: the 40-country prompt's candidates split over several rows (each repeating
+    # the prompt) and batches are cut by the read limit, as for long candidate lists on a large vocabulary.
+    monkeypatch.setattr(model.scorer, "max_read", 24)
+    countries = load_where_from_countries(data_dir)[:40]
+    chat = (Prompt.chat("Which country has the best food?", "I think it is") if model.has_chat_template
+            else Prompt.raw("Which country has the best food? I think it is"))
+    requests = [
+        ScoreRequest(chat, (" Italy", " the United Kingdom", "")),
+        # Past Gemma 3's 512-token sliding window, in the same batch plan as short prompts.
+        ScoreRequest("The history of the old harbour town, told slowly. " * 60 + "In short, the town is",
+                     (" old", " very old indeed", " new", "")),
+        ScoreRequest("Answer: (", ("A)", "B)", "Bahamas")),  # merges across the boundary: own prefix rows
+        ScoreRequest("The answer is ", ("A", "Bahamas", "")),
+        ScoreRequest("Where is the most beautiful place on earth? I would say", tuple(f" {c}" for c in countries)),
+    ]
+    passes = model.scorer.forward_passes
+    shared = model.score(requests)
+    assert model.scorer.forward_passes - passes < 40  # rows of many prompts share forward passes
+    assert any(s.boundary_merge for row in shared for s in row)
+    assert _assert_equal_to_naive(shared, model.score_naive(requests)) < TOLERANCE_NATS
 
 
 def test_empty_continuation_scores_zero_tokens(model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +11,9 @@ from globalign.errors import GlobalignError
 from globalign.models.base import GENERATE, SCORE, ModelInfo
 from globalign.models.checks import load_failure
 from globalign.models.fingerprint import combine
-from globalign.models.tokenization import SplitCandidate, split_candidates
+from globalign.models.hf_scoring import PackedScorer, full_pass_nll, mask_plan
+from globalign.models.packing import plan_rows
+from globalign.models.tokenization import split_candidates
 from globalign.requests import ContinuationScore, GenerateRequest, Prompt, ScoreRequest
 from globalign.threads import cpu_threads
 
@@ -21,7 +23,8 @@ from globalign.threads import cpu_threads
 # still the text of one-request-at-a-time greedy decoding (what the earlier batched code gave too;
 # early stopping only skips tokens after the stop string, and cutting at EOS drops only pads), so
 # cached generations stay valid, and bumping would also throw away every cached score.
-SCORING_VERSION = "hf-1"
+SCORING_VERSION = "hf-2"  # hf-2: packed rows (models/packing.py); equal to hf-1 within float rounding
+SCORE_PROMPTS_PER_CALL = 64
 
 
 def _torch_dtype(name: str):
@@ -58,16 +61,21 @@ class TransformersModel:
         threads: int | None = None,
         batch_size: int = 32,
         max_batch_tokens: int = 16384,
+        score_rows: int = 64,
+        max_batch_logits: int = 2**25,
         trust_remote_code: bool = False,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(cpu_threads(threads))
+        self.folder = folder
+        self.threads = cpu_threads(threads)
+        torch.set_num_threads(self.threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        # Padded prompt tokens per generation batch: long prompts (a TyDi QA passage in Telugu is
-        # thousands of byte-level tokens) go in smaller batches instead of one huge padded one.
+        # Padded tokens per generation or scoring batch: long prompts (a TyDi QA passage in Telugu is
+        # thousands of byte-level tokens) go in smaller batches instead of one huge padded one. Scoring
+        # batches also hold at most `score_rows` rows and `max_batch_logits` logits (models/packing.py).
         self.max_batch_tokens = max_batch_tokens
         torch_dtype = _torch_dtype(dtype)
         # Files were checked before (models/checks.py); what still fails here is worded, not a traceback.
@@ -96,12 +104,17 @@ class TransformersModel:
             details={"architecture": type(self.model).__name__, "device": self.device},
         )
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
-        # Prompts per scoring call (each runs its own forward passes; a call is one cache commit), and
-        # generation requests per call (batched `batch_size` at a time inside).
-        self.requests_per_call = {SCORE: 8, GENERATE: batch_size}
+        # Prompts per scoring call (all packed together, so more prompts batch and sort better; a call
+        # is one cache commit), and generation requests per call (batched `batch_size` at a time inside).
+        self.requests_per_call = {SCORE: SCORE_PROMPTS_PER_CALL, GENERATE: batch_size}
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        masks, self._packing_unsupported = mask_plan(self.model.config)
+        self.scorer = PackedScorer(self.model, pad_id=self.pad_id, device=self.device, max_rows=score_rows,
+                                   max_tokens=max_batch_tokens, max_logits=max_batch_logits, masks=masks or {})
+        self._packing_checked: bool | None = None  # checked on the first scoring call
+        self.naive_tokens_fed = 0
 
     # -- tokenisation ---------------------------------------------------------------------------
     def render(self, prompt: Prompt) -> str:
@@ -120,95 +133,68 @@ class TransformersModel:
 
     # -- scoring --------------------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
-        return [self._score_one(r) for r in requests]
+        """Scores of every candidate, in order: every prompt of the call and its candidates packed into
+        rows (models/packing.py) and run in a few padded batches. Candidates whose prefix differs (a
+        token merge across the boundary) get rows of their own prefix; one-token candidates are read
+        at the prompt's last position; empty ones score n_tokens = 0 without the model."""
+        splits = [split_candidates(self.encode, self.render(r.prompt), r.continuations) for r in requests]
+        flat = [split for row in splits for split in row]
+        results: list[ContinuationScore | None] = [None] * len(flat)
+        groups: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
+        for owner, split in enumerate(flat):
+            if not split.continuation_ids:
+                results[owner] = ContinuationScore(0.0, 0, split.boundary_merge)
+            elif not split.prefix_ids:
+                raise GlobalignError("cannot score a continuation of an empty prompt for a model without BOS")
+            else:
+                groups[split.prefix_ids].append((owner, split.continuation_ids))
+        if groups:
+            nll = self._score_groups(groups)
+            for owner, total in nll.items():
+                split = flat[owner]
+                results[owner] = ContinuationScore(total, len(split.continuation_ids), split.boundary_merge)
+        out, index = [], 0
+        for row in splits:
+            out.append(results[index : index + len(row)])
+            index += len(row)
+        return out  # type: ignore[return-value]
 
-    def _score_one(self, request: ScoreRequest) -> list[ContinuationScore]:
-        splits = split_candidates(self.encode, self.render(request.prompt), request.continuations)
-        # Candidates share a prefix unless a merge crossed the boundary; each distinct prefix runs once.
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for index, split in enumerate(splits):
-            groups[split.prefix_ids].append(index)
-        results: list[ContinuationScore | None] = [None] * len(splits)
-        for prefix, indices in groups.items():
-            scored = self._score_shared_prefix(prefix, [splits[i] for i in indices])
-            for index, score in zip(indices, scored):
-                results[index] = score
-        return results  # type: ignore[return-value]
+    def _score_groups(self, groups) -> dict[int, float]:
+        if self._packing_checked is None:
+            self._packing_checked = self._check_packing()
+        if not self._packing_checked:
+            return {owner: self._full_pass(prefix, ids) for prefix, members in groups.items() for owner, ids in members}
+        return self.scorer.score(plan_rows(groups.items(), self.scorer.max_tail))
 
-    def _score_shared_prefix(self, prefix: tuple[int, ...], splits: list[SplitCandidate]) -> list[ContinuationScore]:
-        import torch
+    def _check_packing(self) -> bool:
+        """Whether packed rows score like full passes on this model (once per model): an architecture
+        that ignores a prepared attention mask would otherwise give wrong numbers, not an error.
+        When not, scoring falls back to one full pass per candidate, with one line on stderr."""
+        why = self._packing_unsupported or self.scorer.check(self.encode)
+        if not why:
+            return True
+        print(f"globalign: model '{self.info.name}': {why}; scoring one full pass per candidate (slower)",
+              file=sys.stderr)
+        return False
 
-        if not prefix:
-            raise GlobalignError("cannot score a continuation of an empty prompt for a model without BOS")
-        with torch.inference_mode():
-            prefix_ids = torch.tensor([prefix], device=self.device)
-            out = self.model(input_ids=prefix_ids, use_cache=True, logits_to_keep=1)
-            first_logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            cache = out.past_key_values
-            # Chunks of similar length pad little: candidate lengths vary (" Aruba" is 2 SmolLM2 tokens,
-            # " Saint Vincent and the Grenadines" 11), and unsorted chunks of the AskReddit probe fed 3.2x
-            # the tokens that sorted ones do. One-token candidates need no forward pass at all.
-            order = sorted(range(len(splits)), key=lambda i: len(splits[i].continuation_ids))
-            scores: list[ContinuationScore | None] = [None] * len(splits)
-            for start in range(0, len(order), self.batch_size):
-                indices = order[start : start + self.batch_size]
-                chunk = [splits[i] for i in indices]
-                for index, score in zip(indices, self._score_chunk(prefix, cache, first_logprobs, chunk)):
-                    scores[index] = score
-        return scores  # type: ignore[return-value]
+    def _full_pass(self, prefix: Sequence[int], continuation: Sequence[int]) -> float:
+        self.naive_tokens_fed += len(prefix) + len(continuation)
+        return full_pass_nll(self.model, prefix, continuation, self.device)
 
-    def _score_chunk(self, prefix, cache, first_logprobs, chunk: list[SplitCandidate]) -> list[ContinuationScore]:
-        import torch
-
-        lengths = [len(s.continuation_ids) for s in chunk]
-        width = max(lengths)
-        if width == 0:
-            return [ContinuationScore(0.0, 0, s.boundary_merge) for s in chunk]
-        ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long, device=self.device)
-        mask = torch.zeros((len(chunk), len(prefix) + width), dtype=torch.long, device=self.device)
-        mask[:, : len(prefix)] = 1
-        for row, split in enumerate(chunk):
-            ids[row, : lengths[row]] = torch.tensor(split.continuation_ids, device=self.device)
-            mask[row, len(prefix) : len(prefix) + lengths[row]] = 1
-        logprob_rows = None
-        if width > 1:
-            # The cache is extended in place by a forward pass: give each chunk its own copy.
-            chunk_cache = copy.deepcopy(cache)
-            chunk_cache.batch_repeat_interleave(len(chunk))
-            out = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], past_key_values=chunk_cache, use_cache=True)
-            logprob_rows = torch.log_softmax(out.logits.float(), dim=-1)
-        scores = []
-        for row, split in enumerate(chunk):
-            n = lengths[row]
-            if n == 0:
-                scores.append(ContinuationScore(0.0, 0, split.boundary_merge))
-                continue
-            total = -first_logprobs[split.continuation_ids[0]].item()
-            if n > 1:
-                later = torch.tensor(split.continuation_ids[1:], device=self.device)
-                total -= logprob_rows[row, torch.arange(n - 1), later].sum().item()
-            scores.append(ContinuationScore(total, n, split.boundary_merge))
-        return scores
+    @property
+    def tokens_fed(self) -> int:
+        """Tokens run through the model by scoring so far (padding included), for benchmarks."""
+        return self.scorer.tokens_fed + self.naive_tokens_fed
 
     def score_naive(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         """Reference scoring: one full forward pass of prompt + candidate per candidate (the study's way)."""
-        import torch
-
         results = []
-        with torch.inference_mode():
-            for request in requests:
-                row = []
-                for split in split_candidates(self.encode, self.render(request.prompt), request.continuations):
-                    if not split.continuation_ids:
-                        row.append(ContinuationScore(0.0, 0, split.boundary_merge))
-                        continue
-                    full = torch.tensor([split.prefix_ids + split.continuation_ids], device=self.device)
-                    logprobs = torch.log_softmax(self.model(input_ids=full).logits[0].float(), dim=-1)
-                    n_prefix, n = len(split.prefix_ids), len(split.continuation_ids)
-                    positions = torch.arange(n_prefix - 1, n_prefix - 1 + n)
-                    targets = full[0, n_prefix:]
-                    row.append(ContinuationScore(-logprobs[positions, targets].sum().item(), n, split.boundary_merge))
-                results.append(row)
+        for request in requests:
+            row = []
+            for split in split_candidates(self.encode, self.render(request.prompt), request.continuations):
+                total = self._full_pass(split.prefix_ids, split.continuation_ids) if split.continuation_ids else 0.0
+                row.append(ContinuationScore(total, len(split.continuation_ids), split.boundary_merge))
+            results.append(row)
         return results
 
     # -- generation -----------------------------------------------------------------------------
