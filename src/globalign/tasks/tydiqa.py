@@ -15,6 +15,7 @@ from typing import Any
 from globalign.data.tydiqa import CODE_BY_NAME, LANGUAGES, QAItem, load_tydiqa
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, DataError, unknown_name
+from globalign.intervene.split import ArticleSplit, passages_sha256, split_items
 from globalign.requests import GenerateRequest, Prompt, prompt_hash
 from globalign.stats import holm, paired_difference
 from globalign.tasks import grouped
@@ -32,7 +33,13 @@ from globalign.tasks.qa_metrics import QA_METRICS, extract_answer
 NAME = "tydiqa"
 OPTIONS = {"languages": "all (default) or a comma-separated list of codes or names: " + ", ".join(LANGUAGES),
            "max_context_chars": "only passages of at most N characters, for questions and demonstrations "
-                                "(quick CPU runs such as the demo; default: no limit)"}
+                                "(quick CPU runs such as the demo; default: no limit)",
+           "split": "all (default), eval or train: only the questions of the held-out (eval) or training "
+                    "articles of the article split that `globalign intervene` trains on; demonstrations come "
+                    "from the same side",
+           "split_seed": "the article split's seed (a whole number, default 221)",
+           "split_eval_fraction": "the share of articles held out for evaluation (between 0 and 1, default 0.5)"}
+SPLITS = ("all", "eval", "train")
 MAX_NEW_TOKENS = 50
 STOP = ("\n\n",)
 INSTRUCTION = (
@@ -104,17 +111,24 @@ class TyDiQATask:
         self.settings = settings
         self.languages = _languages(settings.options.get("languages", "all"))
         self.max_context_chars = _positive_int(settings.options.get("max_context_chars"), "max_context_chars")
+        self.split, self.article_split = _split(settings.options)
         self.data = load_tydiqa(settings.data_dir)
-        items = [q for q in self.data.dev if q.language in self.languages and self._short_enough(q)]
+        questions = self.data.dev
+        if self.split != "all":
+            train, held_out = split_items(questions, self.article_split)
+            questions = held_out if self.split == "eval" else train
+        items = [q for q in questions if q.language in self.languages and self._short_enough(q)]
         if settings.limit is not None and settings.limit < len(items):
             items = stratified_languages(items, settings.limit, settings.seed)
         if not items:
             raise DataError(f"TyDi QA: no dev question in {self.data.path} is in the chosen languages "
-                            f"({', '.join(self.languages)}) with a passage short enough (max_context_chars)")
+                            f"({', '.join(self.languages)}) with a passage short enough (max_context_chars)"
+                            + ("" if self.split == "all" else f" on the {self.split} side of the article split"))
         self.items = items
-        self.demo_split = "train" if self.data.train else "dev"
+        # With a split, demonstrations stay on the items' side: an eval prompt never shows a training passage.
+        self.demo_split = "train" if self.data.train and self.split == "all" else "dev"
         pools: dict[str, list[QAItem]] = {}
-        for question in self.data.train or self.data.dev:
+        for question in questions if self.split != "all" else self.data.train or self.data.dev:
             if self._short_enough(question):
                 pools.setdefault(question.language, []).append(question)
         self.demos = {item.item_id: pick_demo(item, pools.get(item.language, []), settings.seed) for item in items}
@@ -137,7 +151,16 @@ class TyDiQATask:
             "questions_per_language": {c: sum(1 for i in self.items if i.language == c) for c in self.languages},
             "demos": {i.item_id: self.demos[i.item_id].item_id for i in self.items},
             "max_new_tokens": MAX_NEW_TOKENS,
+            **self._split_manifest(),
         }
+
+    def _split_manifest(self) -> dict[str, Any]:
+        if self.split == "all":
+            return {}  # runs without a split keep the manifest they always had
+        return {"split": {**self.article_split.to_json(), "side": self.split},
+                "passages_sha256": passages_sha256(self.items),
+                "demo_note": f"article split: demonstrations are other {self.split}-side dev questions of the same "
+                             "language (never the question itself or its passage), seeded per question"}
 
     def run(self, engine: Engine, prompt_format: str) -> list[SampleRecord]:
         prompts = [render_prompt(build_prompt(i, self.demos[i.item_id]), prompt_format, engine) for i in self.items]
@@ -160,6 +183,18 @@ def _positive_int(value: Any, option: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"task {NAME}: {option} must be a positive whole number, got {value!r}")
     return value
+
+
+def _split(options: Mapping[str, Any]) -> tuple[str, ArticleSplit]:
+    side = options.get("split", "all")
+    if side not in SPLITS:
+        raise ConfigError(f"task {NAME}: split must be one of {', '.join(SPLITS)}, got {side!r}")
+    seed = options.get("split_seed", 221)
+    fraction = options.get("split_eval_fraction", 0.5)
+    try:
+        return side, ArticleSplit(seed, fraction)
+    except ConfigError as e:
+        raise ConfigError(f"task {NAME}: {e} (options split_seed, split_eval_fraction)") from None
 
 
 def _languages(value: Any) -> tuple[str, ...]:
