@@ -203,7 +203,8 @@ def _language_codes(languages: Sequence[str] | str, where: str) -> tuple[str, ..
             raise ConfigError(f"{where}: languages must be codes or names ({', '.join(LANGUAGES)}), got {value!r}")
         code = CODE_BY_NAME.get(value.lower(), value)
         if code not in LANGUAGES:
-            raise unknown_name(f"TyDi QA language in {where}", code, [*LANGUAGES, "all"])
+            error = unknown_name("TyDi QA language", code, [*LANGUAGES, "all"])
+            raise type(error)(f"{where}: {error}")
         codes.append(code)
     if len(set(codes)) != len(codes):
         raise ConfigError(f"{where}: a language is listed twice ({', '.join(codes)})")

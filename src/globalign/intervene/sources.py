@@ -94,12 +94,17 @@ def _occurrences(text: str, part: str) -> Iterator[int]:
 
 
 def _strip_punctuation(text: str) -> str:
+    """`text` without leading and trailing punctuation and spaces ("Storm ." -> "Storm")."""
     start, end = 0, len(text)
-    while start < end and unicodedata.category(text[start]).startswith("P"):
+    while start < end and _edge(text[start]):
         start += 1
-    while end > start and unicodedata.category(text[end - 1]).startswith("P"):
+    while end > start and _edge(text[end - 1]):
         end -= 1
     return text[start:end]
+
+
+def _edge(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith("P")
 
 
 def file_examples(path: Path) -> list[Example]:
