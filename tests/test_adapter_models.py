@@ -21,9 +21,10 @@ from globalign.requests import GenerateRequest, Prompt, ScoreRequest
 from globalign.tasks import global_opinions
 
 BASE = "smollm2-135m-instruct"
-# Per candidate (a sum over its tokens), float32 on both sides: unmerged LoRA adds x·A·B to x·W where
-# the merged model computes x·(W + A·B); the two differ by float rounding only.
-TOLERANCE_NATS = 1e-5
+# Per candidate (a sum over its tokens), float32 on both sides: unmerged LoRA adds s·x·A·B to x·W where
+# the merged model computes x·(W + s·A·B); the two differ by float rounding only, accumulated over 30
+# layers. Measured: 1.1e-05 nats at most (5.7e-06 per token) on scores of 2-4 nats; the base differs by >0.01 (0.08 measured).
+TOLERANCE_NATS = 5e-5
 
 
 def _lora_adapter(folder, base_folder, *, seed: int = 221) -> None:
@@ -113,41 +114,46 @@ def test_an_adapter_is_refused_on_the_openai_backend(tmp_path):
 
 # -- the adapter model's numbers ---------------------------------------------------------------------
 def score_requests(data_dir) -> list[ScoreRequest]:
-    """GlobalOpinionsQA prompts as the task builds them (raw and chat), and a boundary merge."""
-    questions = load_global_opinions(data_dir).questions
-    requests = []
-    for question in questions[:2]:
-        parts = global_opinions.build_prompt(question)
-        options = global_opinions.candidates(question)
-        requests += [ScoreRequest(Prompt.raw(parts.raw), options),
-                     ScoreRequest(Prompt.chat(parts.user, parts.assistant_prefix), options)]
-    return [*requests, ScoreRequest("The answer is ", ("A", "Bahamas", ""))]
+    """A GlobalOpinionsQA prompt as the task builds it (raw and chat), and a boundary merge."""
+    question = load_global_opinions(data_dir).questions[0]
+    parts = global_opinions.build_prompt(question)
+    options = global_opinions.candidates(question)
+    return [ScoreRequest(Prompt.raw(parts.raw), options), ScoreRequest(Prompt.chat(parts.user, parts.assistant_prefix), options),
+            ScoreRequest("The answer is ", ("A", "Bahamas", ""))]
 
 
-GENERATE = [GenerateRequest(Prompt.chat("Name one country in Africa."), 12),
+GENERATE = [GenerateRequest(Prompt.chat("Name one country in Africa."), 8),
             GenerateRequest(Prompt.raw("The capital of France is"), 8, stop=("\n",))]
 
 
-def _nll(engine: Engine, requests) -> list[float]:
-    return [c.nll_sum for row in engine.score(requests, desc="") for c in row]
+def _nll(engine: Engine, requests) -> list[tuple[float, int]]:
+    return [(c.nll_sum, c.n_tokens) for row in engine.score(requests, desc="") for c in row]
 
 
 @pytest.fixture(scope="module")
-def answers(adapter_dir, data_dir, tmp_path_factory, request):
-    """Scores and greedy texts of the adapter model, its merged folder and the base (each loaded once)."""
-    cache = tmp_path_factory.mktemp("cache")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("GLOBALIGN_CACHE_DIR", str(cache))  # the merged folder lands in a private cache
-    request.addfinalizer(monkeypatch.undo)
-    located = locate_model(ModelSpec(str(adapter_dir)))
-    merged = merged_model(located)
-    requests = score_requests(data_dir)
-    out = {"located": located, "merged": merged}
-    for key, model in (("adapter", located), ("merged_model", merged), ("base", ModelSpec(BASE))):
-        loaded = load_model(model)
-        engine = Engine(loaded, progress=False)
-        out[key] = (_nll(engine, requests), engine.generate(GENERATE, desc=""), loaded.info)
-        loaded.close()
+def answers(adapter_dir, data_dir, tmp_path_factory):
+    """Scores and greedy texts of the adapter model and its merged folder, and the base's scores (each
+    loaded once). The merged folder is made in a private cache that links the converted models."""
+    from globalign.paths import CACHE_DIR_ENV, cache_dir
+
+    private = tmp_path_factory.mktemp("cache")
+    for name in ("converted", "gguf"):
+        (private / name).symlink_to(cache_dir() / name)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(CACHE_DIR_ENV, str(private))
+        located = locate_model(ModelSpec(str(adapter_dir)))
+        merged = merged_model(located)
+        made = (merged.folder / "model.safetensors").stat().st_mtime_ns
+        requests = score_requests(data_dir)
+        out = {"located": located, "merged": merged}
+        for key, model, generate in (("adapter", located, True), ("merged_model", merged, True),
+                                     ("base", ModelSpec(BASE), False)):
+            loaded = load_model(model)
+            engine = Engine(loaded, progress=False)
+            out[key] = (_nll(engine, requests), engine.generate(GENERATE, desc="") if generate else [], loaded.info)
+            loaded.close()
+        out["merged_again"] = merged_model(located)
+        out["merged_untouched"] = (merged.folder / "model.safetensors").stat().st_mtime_ns == made
     return out
 
 
@@ -159,18 +165,19 @@ def test_the_merged_folder_is_made_once_in_the_cache_with_the_base_tokenizer(ans
     assert (merged.content_hash, merged.add_bos, merged.spec) == (located.content_hash, located.add_bos, located.spec)
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         assert (merged.folder / name).read_bytes() == (located.folder / name).read_bytes()
-    made = (merged.folder / "model.safetensors").stat().st_mtime_ns
-    assert merged_model(located).folder == merged.folder
-    assert (merged.folder / "model.safetensors").stat().st_mtime_ns == made  # not merged again
+    assert answers["merged_again"].folder == merged.folder
+    assert answers["merged_untouched"]  # found in the cache, not merged again
 
 
 @pytest.mark.slow
 def test_adapter_scores_equal_the_merged_models_and_differ_from_the_base(answers):
     adapter, merged, base = (answers[k][0] for k in ("adapter", "merged_model", "base"))
-    worst = max(abs(a - m) for a, m in zip(adapter, merged, strict=True))
-    print(f"adapter vs merged: largest difference {worst:.3g} nats over {len(adapter)} candidates")
+    worst = max(abs(a[0] - m[0]) for a, m in zip(adapter, merged, strict=True))
+    per_token = max(abs(a[0] - m[0]) / max(a[1], 1) for a, m in zip(adapter, merged, strict=True))
+    print(f"adapter vs merged: largest difference {worst:.3g} nats per candidate, {per_token:.3g} per token, "
+          f"over {len(adapter)} candidates ({sum(a[1] for a in adapter)} tokens); values {[round(a[0], 3) for a in adapter]}")
     assert worst < TOLERANCE_NATS
-    assert max(abs(a - b) for a, b in zip(adapter, base, strict=True)) > 0.1
+    assert max(abs(a[0] - b[0]) for a, b in zip(adapter, base, strict=True)) > 0.01
 
 
 @pytest.mark.slow
