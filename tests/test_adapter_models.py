@@ -113,6 +113,12 @@ def test_an_adapter_is_refused_on_the_openai_backend(tmp_path):
         locate_model(spec)
 
 
+def test_the_dry_run_sizes_an_adapter_by_its_base(tmp_path):
+    from globalign.plan import model_params
+
+    assert model_params(str(_fake_adapter(tmp_path / "a", BASE))) == 135e6
+
+
 # -- the adapter model's numbers ---------------------------------------------------------------------
 def score_requests(data_dir) -> list[ScoreRequest]:
     """A GlobalOpinionsQA prompt as the task builds it (raw and chat), and a boundary merge."""
@@ -231,3 +237,4 @@ def test_on_vllm_an_adapter_runs_merged_with_the_hf_backends_numbers(answers, ad
     print(f"vllm (merged) vs hf (adapter): largest difference {worst:.3g} nats per candidate")
     assert worst < VLLM_TOLERANCE_NATS
     assert texts == answers["adapter"][1]
+
