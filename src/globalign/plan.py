@@ -14,10 +14,12 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from globalign.engine.runner import Engine, RewardEngine
 from globalign.errors import GlobalignError
+from globalign.models.adapter import adapter_base, is_adapter_folder
 from globalign.models.base import ModelInfo
 from globalign.requests import ContinuationScore, GenerateRequest, Prompt, RewardRequest, ScoreRequest
 
@@ -67,7 +69,13 @@ class ModelPlan:
 
 
 def model_params(name: str) -> float:
-    """Parameters from a model id (`Llama-2-7b-hf` -> 7e9, `SmolLM2-135M` -> 135e6), else 7e9."""
+    """Parameters from a model id (`Llama-2-7b-hf` -> 7e9, `SmolLM2-135M` -> 135e6; a LoRA adapter folder:
+    its base's id), else 7e9."""
+    if is_adapter_folder(Path(name).expanduser()):
+        try:
+            name = adapter_base(Path(name).expanduser())[0]
+        except GlobalignError:  # the run itself says what is wrong with the adapter
+            pass
     sizes = [float(n) * (1e9 if unit.lower() == "b" else 1e6) for n, unit in _SIZE.findall(name.replace("_", " "))]
     return sizes[-1] if sizes else DEFAULT_PARAMS
 

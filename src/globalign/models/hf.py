@@ -64,6 +64,7 @@ class TransformersModel:
         score_rows: int = 64,
         max_batch_logits: int = 2**25,
         trust_remote_code: bool = False,
+        adapter: Path | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,6 +90,11 @@ class TransformersModel:
             ).to(self.device)
         except Exception as exc:
             raise load_failure(name, "model", folder, exc) from exc
+        architecture = type(self.model).__name__
+        if adapter is not None:  # LoRA layers on the base, unmerged (models/adapter.py)
+            from globalign.models.adapter import apply_adapter
+
+            self.model = apply_adapter(self.model, adapter, name)
         self.model.eval()
         self.bos_id = self.tokenizer.bos_token_id
         if add_bos is None:
@@ -101,7 +107,8 @@ class TransformersModel:
             dtype=dtype,
             add_bos=add_bos,
             family=family,
-            details={"architecture": type(self.model).__name__, "device": self.device},
+            details={"architecture": architecture, "device": self.device,
+                     **({"adapter": str(adapter.resolve())} if adapter is not None else {})},
         )
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         # Prompts per scoring call (all packed together, so more prompts batch and sort better; a call

@@ -1,22 +1,24 @@
 """Turn the model id a user gives into a loaded backend.
 
 Accepted: a packaged alias (`smollm2-135m-instruct`, `gemma-3-270m`), a local HF folder, a GGUF file
-(converted once to a safetensors cache), or a Hugging Face hub id (`owner/name`, online only).
+(converted once to a safetensors cache), a Hugging Face hub id (`owner/name`, online only), or a PEFT LoRA
+adapter folder on any of these (models/adapter.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from globalign.errors import GlobalignError, first_line, unknown_name
+from globalign.models.adapter import adapter_base, is_adapter_folder
 from globalign.models.backends import get_backend, language_model_loader
 from globalign.models.base import LanguageModel
 from globalign.models.checks import check_model_folder
-from globalign.models.fingerprint import folder_sha256
+from globalign.models.fingerprint import combine, folder_sha256
 from globalign.models.gguf_convert import conversion_meta, converted_folder
 from globalign.models.packaged import PACKAGED_MODELS, packaged_gguf_path
 
@@ -57,7 +59,9 @@ class ModelSpec:
 @dataclass(frozen=True)
 class LocatedModel:
     """A model's files found on disk (downloaded or converted if needed), not yet loaded. A served model
-    (backend openai) has no files: `folder` is None and `source` its server."""
+    (backend openai) has no files: `folder` is None and `source` its server. A LoRA adapter's model is its
+    base's files (`folder`, `add_bos`, `family`) plus `adapter`, the adapter folder; its `content_hash`
+    covers both."""
 
     spec: ModelSpec
     folder: Path | None
@@ -65,13 +69,36 @@ class LocatedModel:
     content_hash: str
     add_bos: bool | None  # None: ask the tokenizer
     family: str
+    adapter: Path | None = None  # a PEFT LoRA adapter folder applied on top of `folder`
 
 
 def locate_model(spec: ModelSpec) -> LocatedModel:
     """Find (and if needed convert or download) a model's files; fails fast on an unknown name."""
+    path = Path(spec.name).expanduser()
     if not get_backend(spec.backend).needs_files:
+        if is_adapter_folder(path):
+            raise GlobalignError(f"model '{spec.name}': a LoRA adapter folder cannot run on backend "
+                                 f"'{spec.backend}' (a served model has no local files); serve it merged or as "
+                                 "the server's LoRA module and name the served model, or use --backend hf / vllm")
         return LocatedModel(spec, None, str(spec.option("base_url", "")), "", None, "")
+    if is_adapter_folder(path):
+        return _locate_adapter(spec, path)
     return LocatedModel(spec, *_locate(spec))
+
+
+def _locate_adapter(spec: ModelSpec, folder: Path) -> LocatedModel:
+    """The adapter's base located like any model id, with the adapter on top."""
+    base_name, named_in = adapter_base(folder)
+    if is_adapter_folder(Path(base_name).expanduser()):
+        raise GlobalignError(f"adapter {folder}: its base '{base_name}' ({named_in}) is itself an adapter; "
+                             "merge that one first")
+    try:
+        base, source, base_hash, add_bos, family = _locate(replace(spec, name=base_name))
+    except GlobalignError as exc:
+        raise GlobalignError(f"adapter {folder}: its base model '{base_name}' ({named_in}) cannot be found: "
+                             f"{first_line(exc)}") from exc
+    return LocatedModel(spec, base, f"{source} + LoRA adapter {folder.resolve()}",
+                        combine(base_hash, folder_sha256(folder)), add_bos, family, adapter=folder)
 
 
 def load_model(spec: ModelSpec | LocatedModel) -> LanguageModel:
@@ -98,6 +125,7 @@ def load_transformers(located: LocatedModel) -> LanguageModel:
         threads=spec.threads,
         batch_size=spec.batch_size,
         trust_remote_code=spec.trust_remote_code,
+        adapter=located.adapter,
     )
 
 

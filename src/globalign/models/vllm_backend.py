@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from globalign.errors import GlobalignError, first_line
+from globalign.models.adapter import merged_model
 from globalign.models.base import GENERATE, SCORE, LanguageModel, ModelInfo, RewardModel
 from globalign.models.checks import read_json_object
 from globalign.models.fingerprint import combine
@@ -36,8 +37,9 @@ KV_CACHE_GIB_ON_CPU = "1"  # allocated up front; 1 GiB holds ~46k SmolLM2 tokens
 
 
 def load_vllm(located: LocatedModel) -> LanguageModel:
-    """The `vllm` backend's loader of language models."""
-    return VllmModel(located)
+    """The `vllm` backend's loader of language models. A LoRA adapter runs merged into its base (a folder
+    merged once into the cache, models/adapter.py), with the adapter model's name and content hash."""
+    return VllmModel(merged_model(located))
 
 
 def load_vllm_reward(spec: ModelSpec) -> RewardModel:
