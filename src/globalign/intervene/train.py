@@ -360,6 +360,7 @@ def _trainer(base, tokenised: list[dict], recipe: Recipe, output_dir: Path, step
         # the first loss off the float32 base NLL.
         "bf16": False, "fp16": False, "gradient_checkpointing": False,
         "report_to": "none", "disable_tqdm": True, "push_to_hub": False, "dataloader_num_workers": 0,
+        "dataloader_pin_memory": base.device != "cpu",  # pinned memory only helps copies to a GPU
     }
     dataset = Dataset.from_list(tokenised)
     if recipe.method == "sft":
