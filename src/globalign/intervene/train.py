@@ -269,7 +269,7 @@ def train_adapter(located_base: LocatedModel, mix_file: Path, recipe: Recipe, wo
     result_path = work_dir / RESULT_FILE
     if result_path.is_file():
         return TrainResult.from_json(json.loads(result_path.read_text("utf-8")), work_dir)
-    # No hub here: TRL, datasets and transformers must never try to reach it.
+    # Training never needs the hub (local folder, in-memory dataset): read by what TRL imports next.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     import torch
