@@ -26,6 +26,7 @@ from pathlib import Path
 
 from globalign.errors import ConfigError, DataError
 from globalign.intervene.losses import LossLog, StepBar, keep_losses_through, read_losses
+from globalign.models.adapter import write_adapter_sidecar
 from globalign.models.resolve import LocatedModel
 from globalign.models.tokenization import split_candidates
 from globalign.requests import Prompt, ScoreRequest
@@ -39,7 +40,6 @@ ADAPTER_DIR = "adapter"
 CHECKPOINT_DIR = "checkpoints"
 LOSSES_FILE = "losses.jsonl"
 RESULT_FILE = "train_result.json"
-SIDECAR = "globalign-adapter.json"
 VERSIONED_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets")
 # LoRA's B starts at zero, so the first step's loss is the base model's: a first loss this far above the
 # base's NLL means the examples are not tokenised as the model expects (e.g. a missing BOS).
@@ -250,11 +250,6 @@ def planned_steps(n_examples: int, recipe: Recipe) -> int:
     return max(1, math.ceil(per_epoch * recipe.epochs))
 
 
-def write_sidecar(adapter_dir: Path, base: str) -> None:
-    # Part B's models/adapter.py has write_adapter_sidecar for this file; the format is the same.
-    (adapter_dir / SIDECAR).write_text(json.dumps({"base": base}) + "\n", "utf-8")
-
-
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", "utf-8")
@@ -316,7 +311,7 @@ def train_adapter(located_base: LocatedModel, mix_file: Path, recipe: Recipe, wo
     staging = work_dir / f"{ADAPTER_DIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     trainer.model.save_pretrained(staging)
-    write_sidecar(staging, spec.name)
+    write_adapter_sidecar(staging, spec.name)
     shutil.rmtree(adapter_dir, ignore_errors=True)
     os.replace(staging, adapter_dir)
 
@@ -340,9 +335,11 @@ def _checkpoint_step(checkpoint: Path | None) -> int:
 
 def _trainer(base, tokenised: list[dict], recipe: Recipe, output_dir: Path, steps: int):
     """TRL's trainer for the recipe, over the pre-tokenised rows in their order."""
-    from datasets import Dataset
+    from datasets import Dataset, disable_progress_bars
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    disable_progress_bars()  # TRL's dataset passes over a few hundred pre-tokenised rows: noise beside the step bar
 
     lora = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
                       target_modules=list(recipe.target_modules), bias="none", task_type="CAUSAL_LM")

@@ -28,6 +28,7 @@ from globalign.records import (
     read_folder_manifest,
     read_run,
 )
+from globalign.report.intervention import read_intervention
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class ReportInputs:
     families: list[Family]
     comparisons: list[Comparison]
     audits: list[AuditData] = field(default_factory=list)
+    interventions: list[dict[str, Any]] = field(default_factory=list)  # intervention.json of `intervene` runs
 
     @property
     def models(self) -> list[str]:
@@ -178,7 +180,7 @@ def read_inputs(run_dirs: Sequence[Path], audit_dirs: Sequence[Path] = ()) -> Re
     for i, p in enumerate(resolved):
         if p in resolved[:i]:
             raise GlobalignError(f"{run_dirs[i]}: given twice")
-    runs = []
+    runs, interventions = [], []
     for path in run_dirs:
         try:
             runs.append(read_run(Path(path)))
@@ -186,17 +188,29 @@ def read_inputs(run_dirs: Sequence[Path], audit_dirs: Sequence[Path] = ()) -> Re
             if Path(path).is_dir() and _is_audit(Path(path)):
                 raise GlobalignError(f"{path}: an audit folder; pass it with --audit") from None
             raise
-    return combine_runs(runs, [read_audit(Path(a)) for a in audit_dirs])
+        found = read_intervention(Path(path))
+        if found is not None:
+            interventions.append(found)
+    audits = [read_audit(Path(a)) for a in audit_dirs]
+    given = {a.path.resolve() for a in audits}
+    for manifest in interventions:  # each arm's mix audit, when its folder is still there
+        for arm in manifest["arms"].values():
+            folder = Path(str((arm.get("audit") or {}).get("folder", "")))
+            if folder.name and folder.is_dir() and folder.resolve() not in given:
+                audits.append(read_audit(folder))
+                given.add(folder.resolve())
+    return combine_runs(runs, audits, interventions)
 
 
-def combine_runs(runs: Sequence[Run], audits: Sequence[AuditData] = ()) -> ReportInputs:
+def combine_runs(runs: Sequence[Run], audits: Sequence[AuditData] = (),
+                 interventions: Sequence[dict[str, Any]] = ()) -> ReportInputs:
     """Runs already read (the demo's, while its folder is written) combined by task, and checked."""
     _check_names(runs)
     tasks = _combine(runs)
     if not tasks:
         raise GlobalignError(f"{runs[0].path / 'metrics.csv'}: no metric rows; nothing to report")
     families, comparisons = _families(runs)
-    return ReportInputs(list(runs), tasks, families, comparisons, list(audits))
+    return ReportInputs(list(runs), tasks, families, comparisons, list(audits), list(interventions))
 
 
 def _is_audit(path: Path) -> bool:
