@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from globalign.data.locate import resolve_data_dir
 from globalign.intervene.config import Arm, InterventionConfig
@@ -14,8 +14,8 @@ from globalign.models.resolve import locate_model
 from globalign.plan import format_plan, model_params, plan_run, tokens_per_second
 
 # LoRA training throughput measured on the 2-core development machine (float32, r=16 on q/k/v/o, batch 4,
-# sequences up to 256 tokens; docs/interventions.md). gemma-3's 262k-token vocabulary dominates its cost.
-MEASURED_TRAIN_TOKENS_PER_S = {"gemma-3-270m": 40.0, "smollm2-135m-instruct": 250.0}
+# TRL's trainer, load ~1.5; docs/interventions.md). gemma-3's 262k-token vocabulary dominates its cost.
+MEASURED_TRAIN_TOKENS_PER_S = {"gemma-3-270m": 59.0, "smollm2-135m-instruct": 147.0}
 # Elsewhere: a training step costs about three forward passes (forward, backward through the activations),
 # so a quarter of the planner's forward rate, rounded down for the optimizer and the LoRA layers.
 TRAIN_VS_FORWARD = 0.25
@@ -88,6 +88,9 @@ def dry_run(config: InterventionConfig, count: Callable[[str], int] | None = Non
     eval_config = config.eval_config()
     _, tasks, notes = build_tasks(eval_config)
     model_plans, eval_counter = plan_run(eval_config, tasks)
+    # the adapters do not exist yet: each is sized by its base (plan.model_params reads a name)
+    base_params = model_params(config.base.name)
+    model_plans = [p if p.model == config.base.name else replace(p, params=base_params) for p in model_plans]
     lines += ["Evaluation (base and every arm, each arm's adapter over the base):"]
     lines += ["  " + line for line in format_plan(eval_config, model_plans, eval_counter)]
     lines += [f"  Note: {n}" for n in notes]
