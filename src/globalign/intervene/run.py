@@ -210,8 +210,9 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
     audits = [Path(o.audit["folder"]) for o in outcomes]
 
     def add_files(metrics, work: Path, run_manifest: dict[str, Any]) -> None:
-        _write_json(work / MANIFEST, {**manifest, "run": str(config.run_dir)})
-        verdicts.extend(_write_report(work, config.run_dir, run_manifest, audits))
+        beside = {**manifest, "run": str(config.run_dir)}
+        _write_json(work / MANIFEST, beside)
+        verdicts.extend(_write_report(work, config.run_dir, run_manifest, audits, beside))
 
     run(eval_config, progress=progress, extra_files=add_files,
         extra_notes=[(f"intervention: {len(config.arms)} LoRA arm(s) of {config.base.name}; TyDi QA evaluated on "
@@ -236,12 +237,13 @@ def _write_losses(path: Path, losses: Sequence[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _write_report(work: Path, name: Path, run_manifest: dict[str, Any], audits: Sequence[Path]) -> list[str]:
+def _write_report(work: Path, name: Path, run_manifest: dict[str, Any], audits: Sequence[Path],
+                  intervention: dict[str, Any]) -> list[str]:
     from globalign.records import read_rows
     from globalign.report.html import build_html, write_report
     from globalign.report.inputs import combine_runs, read_audit
 
     page, verdicts = build_html(combine_runs([read_rows(work, run_manifest, name=name)],
-                                             [read_audit(a) for a in audits]))
+                                             [read_audit(a) for a in audits], [intervention]))
     write_report(page, work / REPORT)
     return [v.text for v in verdicts]

@@ -66,7 +66,7 @@ def _arm_table(name: str, arm: Mapping[str, Any], base: str, comparisons: Sequen
     mix = arm.get("mix") or {}
     in_mix = _mix_languages(mix)
     groups = list(dict.fromkeys([*(g for g in effects if g != "all"), *in_mix]))
-    rows = "".join(f"<tr><th scope=\"row\">{esc(group_name(EFFECT_TASK, g))}</th><td>{in_mix.get(g, 0):,}</td>"
+    rows = "".join(f"<tr><th scope=\"row\">{esc(group_name(g))}</th><td>{in_mix.get(g, 0):,}</td>"
                    f"{_cell(effects.get(g))}</tr>" for g in groups)
     if "all" in effects:
         rows += f"<tr><th scope=\"row\">all questions</th><td>{sum(in_mix.values()):,}</td>{_cell(effects['all'])}</tr>"
