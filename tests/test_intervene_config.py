@@ -28,7 +28,7 @@ def _raw(**changes):
 
 
 def test_the_presets_parse_and_evaluate_tydiqa_on_the_held_out_side():
-    for path in (TINY, LANGUAGES):
+    for path in (TINY, LANGUAGES, ROOT / "examples" / "intervention_languages_7b.yaml"):
         config = load_intervention(path, {"data_dir": str(DATA)})
         run = config.eval_config()
         tydiqa = next(t for t in run.tasks if t.name == "tydiqa")
