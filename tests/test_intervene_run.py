@@ -52,6 +52,7 @@ def test_the_folder_holds_mixes_audits_adapters_losses_and_the_run(tiny):
         assert (out / "adapters" / name / "adapter_config.json").is_file()
         losses = [json.loads(line) for line in (folder / "losses.jsonl").read_text("utf-8").splitlines()]
         assert len(losses) == arm["training"]["steps"] == 2
+        assert [row["loss"] for row in arm["training"]["losses"]] == [row["loss"] for row in losses]
         assert arm["training"]["first_step_check"] == "ok"
         assert abs(arm["training"]["first_step_loss"] - arm["training"]["base_nll"]) < 0.25
         assert arm["training"]["reused"] is False

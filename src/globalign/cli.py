@@ -494,8 +494,10 @@ def cmd_intervene(args: argparse.Namespace) -> int:
     summary = intervene(config, progress=not args.quiet)
     for arm in summary.arms:
         training = arm.training
-        print(f"arm {arm.name}: {arm.mix['n']} examples, {training['steps']} steps, loss {training['first_step_loss']:.3f} "
-              f"-> {training['final_loss']:.3f}{' (adapter reused)' if training['reused'] else ''}; adapter {arm.adapter}")
+        last = training["final_loss"]
+        losses = f"{training['first_step_loss']:.3f} -> {last:.3f}" if last is not None else "not logged"
+        print(f"arm {arm.name}: {arm.mix['n']} examples, {training['steps']} steps, loss {losses}"
+              f"{' (adapter reused)' if training['reused'] else ''}; adapter {arm.adapter}")
     for line in summary.verdicts[:12]:
         print(one_line(line))
     print(f"wrote {summary.output}/ (intervention.json, arms/, adapters/, run/, report.html) in {summary.seconds['total']:.0f} s")

@@ -142,7 +142,7 @@ def _train(config: InterventionConfig, arm_name: str, base: LocatedModel, mix: M
 
 
 def _training_entry(result: TrainResult, key: str, reused: bool, method: str) -> dict[str, Any]:
-    entry = {k: v for k, v in asdict(result).items() if k not in ("losses", "adapter_dir")}
+    entry = {k: v for k, v in asdict(result).items() if k != "adapter_dir"}  # losses: one row per step
     losses = [row["loss"] for row in result.losses if isinstance(row.get("loss"), int | float)]
     entry.update(adapter_key=key, reused=reused, cache_dir=str(result.adapter_dir.parent),
                  final_loss=losses[-1] if losses else None, tokens_per_second=round(result.tokens_per_second, 1))
