@@ -71,8 +71,8 @@ class InterventionSummary:
 
 
 def config_digest(config: InterventionConfig) -> str:
-    """What decides the results: the config as written (less output), hashed."""
-    raw = {k: v for k, v in config.raw.items() if k != "output"}
+    """What decides the results: the config as written, less where it is written and how many threads, hashed."""
+    raw = {k: v for k, v in config.raw.items() if k not in ("output", "threads")}
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -205,7 +205,8 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
         if training["first_step_check"] != "ok":
             say(f"Warning [{arm.name}]: {training['first_step_check']}")
     t = time.perf_counter()
-    say(f"measuring {config.base.name} and {len(config.arms)} arm(s) on {', '.join(t.name for t in eval_config.tasks)}")
+    tasks = ", ".join(task.name for task in eval_config.tasks)
+    say(f"measuring {config.base.name} and {len(config.arms)} arm(s) on {tasks}")
     verdicts: list[str] = []
     audits = [Path(o.audit["folder"]) for o in outcomes]
 
