@@ -26,10 +26,10 @@ def _manifest():
 
 
 def test_each_language_shows_its_examples_and_its_paired_change():
-    rows = [ComparisonRow("tydiqa", "sw", "f1", "base-model", ADAPTER, 12.5, 2.0, 23.0, 0.01, 0.02, "paired", 30),
-            ComparisonRow("tydiqa", "en", "f1", "base-model", ADAPTER, -1.0, -9.0, 7.0, 0.7, 0.7, "paired", 30),
-            ComparisonRow("tydiqa", "sw", "f1", "other", ADAPTER, 99.0, 98.0, 100.0, 0.0, 0.0, "paired", 30)]
-    html = intervention_section(_manifest(), rows)
+    rows = [ComparisonRow("tydiqa", "sw", "f1", "base-model", ADAPTER, 0.125, 0.02, 0.23, 0.01, 0.02, "paired", 30),
+            ComparisonRow("tydiqa", "en", "f1", "base-model", ADAPTER, -0.01, -0.09, 0.07, 0.7, 0.7, "paired", 30),
+            ComparisonRow("tydiqa", "sw", "f1", "other", ADAPTER, 0.99, 0.98, 1.0, 0.0, 0.0, "paired", 30)]
+    html = intervention_section(_manifest(), rows, 100.0, "points")  # f1 is a fraction, shown in points
     swahili = html[html.index(">Swahili<"):html.index(">English<")]
     assert "<td>3</td>" in swahili and "+12.5 [+2.0, +23.0]" in swahili and 'class="sig"' in swahili
     english = html[html.index(">English<"):]

@@ -21,9 +21,9 @@ from pathlib import Path
 from globalign import __version__
 from globalign.errors import GlobalignError, first_line
 from globalign.report.inputs import ReportInputs, read_inputs
-from globalign.report.intervention import intervention_section
+from globalign.report.intervention import EFFECT_METRIC, EFFECT_TASK, intervention_section
 from globalign.report.items import Flip, flips
-from globalign.report.labels import group_name
+from globalign.report.labels import group_name, scale
 from globalign.report.sections import audit_section, esc, task_section
 from globalign.report.verdict import Verdict, family_verdicts, headline_pairs, nothing_significant
 
@@ -176,8 +176,10 @@ def build_html(inputs: ReportInputs) -> tuple[str, list[Verdict]]:
         body.append(f'<section id="{esc(anchor)}"><h2>{esc(axis.capitalize())}</h2>{sections}</section>')
     if inputs.interventions:
         rows = [r for t in inputs.tasks.values() for r in t.comparisons]
+        effect = inputs.tasks.get(EFFECT_TASK)
+        factor, unit = scale(effect.declaration.units.get(EFFECT_METRIC, "") if effect else "")
         nav.insert(0, '<a href="#intervention">intervention</a>')
-        body.insert(0, "".join(intervention_section(m, rows) for m in inputs.interventions))
+        body.insert(0, "".join(intervention_section(m, rows, factor, unit) for m in inputs.interventions))
     if inputs.audits:
         nav.append('<a href="#audit">data audit</a>')
         body.append('<section id="audit"><h2>Data audit</h2>' + "".join(audit_section(a) for a in inputs.audits)

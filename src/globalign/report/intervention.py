@@ -51,15 +51,16 @@ def _mix_languages(mix: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _cell(row: ComparisonRow | None) -> str:
+def _cell(row: ComparisonRow | None, factor: float) -> str:
     if row is None:
         return "<td>-</td>"
     significant = row.p_adjusted < 0.05
-    return (f'<td class="{"sig" if significant else "ns"}">{row.delta:+.1f} [{row.ci_low:+.1f}, {row.ci_high:+.1f}]'
-            f"<br>p_holm {row.p_adjusted:.2g}, n {row.n}</td>")
+    return (f'<td class="{"sig" if significant else "ns"}">{factor * row.delta:+.1f} '
+            f"[{factor * row.ci_low:+.1f}, {factor * row.ci_high:+.1f}]<br>p_holm {row.p_adjusted:.2g}, n {row.n}</td>")
 
 
-def _arm_table(name: str, arm: Mapping[str, Any], base: str, comparisons: Sequence[ComparisonRow]) -> str:
+def _arm_table(name: str, arm: Mapping[str, Any], base: str, comparisons: Sequence[ComparisonRow],
+               factor: float, unit: str) -> str:
     adapter = str(arm.get("adapter", ""))
     effects = {r.group: r for r in comparisons if r.task == EFFECT_TASK and r.metric == EFFECT_METRIC
                and r.model_a == base and r.model_b == adapter}
@@ -67,9 +68,9 @@ def _arm_table(name: str, arm: Mapping[str, Any], base: str, comparisons: Sequen
     in_mix = _mix_languages(mix)
     groups = list(dict.fromkeys([*(g for g in effects if g != "all"), *in_mix]))
     rows = "".join(f"<tr><th scope=\"row\">{esc(group_name(g))}</th><td>{in_mix.get(g, 0):,}</td>"
-                   f"{_cell(effects.get(g))}</tr>" for g in groups)
+                   f"{_cell(effects.get(g), factor)}</tr>" for g in groups)
     if "all" in effects:
-        rows += f"<tr><th scope=\"row\">all questions</th><td>{sum(in_mix.values()):,}</td>{_cell(effects['all'])}</tr>"
+        rows += f"<tr><th scope=\"row\">all questions</th><td>{sum(in_mix.values()):,}</td>{_cell(effects['all'], factor)}</tr>"
     training = arm.get("training") or {}
     recipe = arm.get("recipe") or {}
     first, last = training.get("first_step_loss"), training.get("final_loss")
@@ -86,16 +87,18 @@ def _arm_table(name: str, arm: Mapping[str, Any], base: str, comparisons: Sequen
         facts.append(f"audit: {non_english:.1%} of the mix's messages non-English (both identifiers agree)")
     return (f"<h3>Arm {esc(name)}</h3><p class=\"src\">{esc('; '.join(facts))}<br>adapter {esc(adapter)}</p>"
             f"<table><thead><tr><th>language</th><th>examples in the mix</th><th>change in TyDi QA {EFFECT_METRIC} "
-            f"from the base (held-out items; 95% CI)</th></tr></thead><tbody>{rows}</tbody></table>")
+            f"from the base ({esc(unit) or 'value'}; held-out items; 95% CI)</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def intervention_section(manifest: Mapping[str, Any], comparisons: Sequence[ComparisonRow]) -> str:
+def intervention_section(manifest: Mapping[str, Any], comparisons: Sequence[ComparisonRow],
+                         factor: float = 1.0, unit: str = "") -> str:
+    """`factor` and `unit`: how the report shows the effect metric (labels.scale of its declared unit)."""
     base = str((manifest.get("base") or {}).get("name", ""))
     split = manifest.get("split") or {}
     intro = (f"<p>Each arm fine-tunes <b>{esc(base)}</b> with LoRA on its own mix; every arm is measured against the "
              f"base on TyDi QA articles held out of every mix ({esc(split.get('eval_fraction', '?'))} of the articles, "
              f"split seed {esc(split.get('seed', '?'))}). Bold on a tint: p_holm &lt; 0.05 (Holm across the languages "
              "of one pair). The mixes' audits are in the data audit section.</p>")
-    arms = "".join(_arm_table(str(n), a, base, comparisons) for n, a in (manifest.get("arms") or {}).items()
+    arms = "".join(_arm_table(str(n), a, base, comparisons, factor, unit) for n, a in (manifest.get("arms") or {}).items()
                    if isinstance(a, dict))
     return f'<section id="intervention"><h2>Intervention</h2>{intro}{arms}</section>'
