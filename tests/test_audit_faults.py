@@ -369,7 +369,9 @@ def test_a_failed_write_keeps_the_finished_counts_and_the_rerun_only_writes(tmp_
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signalled_audit_keeps_its_progress_and_the_rerun_resumes(tmp_path, sig):
-    write_jsonl(tmp_path / "data.jsonl", sentences(3000))
+    # 240 shards: the signal, sent once two are done, must land before the audit can finish (with 60 shards a
+    # quick machine sometimes finished the rest between the poll and the signal)
+    write_jsonl(tmp_path / "data.jsonl", sentences(12000))
     args = [str(tmp_path / "data.jsonl"), "--output", str(tmp_path / "out"), "--rows-per-shard", "50",
             "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": SRC}
@@ -384,5 +386,5 @@ def test_a_signalled_audit_keeps_its_progress_and_the_rerun_resumes(tmp_path, si
     assert process.returncode != 0 and done.exists() and not (tmp_path / "out").exists()
     result = cli(*args)
     assert result.returncode == 0 and "resumed: " in result.stdout, result.stderr
-    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["records"] == 3000
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["records"] == 12000
     assert _siblings(tmp_path / "out") == {"data.jsonl", "out"}

@@ -531,6 +531,15 @@ def _keyword(node: ast.Call, name: str):
     return next((k.value for k in node.keywords if k.arg == name), None)
 
 
+def test_peft_loads_adapter_checkpoints_with_weights_only():
+    import inspect
+
+    from peft.utils import save_and_load
+
+    assert inspect.signature(save_and_load.torch_load).parameters["weights_only"].default is True
+    assert "torch_load(" in inspect.getsource(save_and_load.load_peft_weights)
+
+
 def test_checkpoints_are_never_unpickled_without_weights_only():
     loads = list(_calls("load"))
     torch_loads = [(p, n) for p, n in loads if getattr(n.func, "value", None) is not None
@@ -544,6 +553,8 @@ def test_checkpoints_are_never_unpickled_without_weights_only():
     for path, node in _calls("from_pretrained"):
         remote = _keyword(node, "trust_remote_code")
         assert not (isinstance(remote, ast.Constant) and remote.value is True), f"{path}:{node.lineno}"
+        if ast.unparse(node.func) == "PeftModel.from_pretrained":
+            continue  # PEFT reads an adapter's .bin through its own torch_load: weights_only=True (checked below)
         if "Model" in ast.unparse(node.func) and _keyword(node, "gguf_file") is None:
             weights_only = _keyword(node, "weights_only")
             assert isinstance(weights_only, ast.Constant) and weights_only.value is True, f"{path}:{node.lineno}"
