@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from globalign.intervene.sources import (
     tydiqa_preference_example,
 )
 from globalign.intervene.split import ArticleSplit, split_items
+from globalign.store.atomic import write_text_atomically
 
 SHARE_TOLERANCE = 1e-6
 UNKNOWN_LANGUAGE = "?"
@@ -239,16 +239,7 @@ def write_mix(mix: Mix, folder: Path) -> dict[str, Path]:
     `mix.sha256`) and `folder/mix_chat.jsonl` (chat_row per example), each atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"mix": folder / "mix.jsonl", "chat": folder / "mix_chat.jsonl"}
-    _write_atomically(paths["mix"], _jsonl(mix.examples))
-    _write_atomically(paths["chat"], "".join(json.dumps(chat_row(e), ensure_ascii=False) + "\n"
+    write_text_atomically(paths["mix"], _jsonl(mix.examples))
+    write_text_atomically(paths["chat"], "".join(json.dumps(chat_row(e), ensure_ascii=False) + "\n"
                                              for e in mix.examples))
     return paths
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)  # a reader sees the old file or the new one, never half of one

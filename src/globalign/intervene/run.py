@@ -44,6 +44,7 @@ from globalign.models.adapter import write_adapter_sidecar
 from globalign.models.fingerprint import folder_sha256
 from globalign.models.resolve import LocatedModel, locate_model
 from globalign.paths import cache_dir
+from globalign.store.atomic import write_json_atomically, write_text_atomically
 
 MANIFEST = "intervention.json"
 SCHEMA = "globalign.intervention"
@@ -95,11 +96,9 @@ def check_intervention_output(config: InterventionConfig) -> None:
                              "(or delete the folder to start again)")
 
 
-def _write_json(path: Path, value: Any) -> None:
+def _write_manifest(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, path)
+    write_json_atomically(path, value)
 
 
 def _copy_adapter(source: Path, target: Path) -> None:
@@ -170,7 +169,7 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
         "versions": training_versions(), "arms": {}, "seconds": {},
     }
     config.output.mkdir(parents=True, exist_ok=True)
-    _write_json(config.output / MANIFEST, manifest)  # marks the folder as this intervention's (resume)
+    _write_manifest(config.output / MANIFEST, manifest)  # marks the folder as this intervention's (resume)
     outcomes = []
     for arm in config.arms:
         folder = config.arm_dir(arm.name)
@@ -192,7 +191,7 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
         adapter.parent.mkdir(parents=True, exist_ok=True)
         _copy_adapter(result.adapter_dir, adapter)
         write_adapter_sidecar(adapter, config.base.name)
-        _write_losses(folder / "losses.jsonl", result.losses)
+        write_text_atomically(folder / "losses.jsonl", "".join(json.dumps(row) + "\n" for row in result.losses))
         training = _training_entry(result, key, reused, arm.recipe.method)
         outcome = ArmOutcome(arm.name, mix.to_json(), audit_entry, training, str(adapter),
                              {k: round(v, 2) for k, v in seconds.items()})
@@ -201,7 +200,7 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
                                       "training": training, "adapter": outcome.adapter,
                                       "adapter_content_hash": locate_model(_adapter_spec(config, arm.name)).content_hash,
                                       "seconds": outcome.seconds}
-        _write_json(config.output / MANIFEST, manifest)
+        _write_manifest(config.output / MANIFEST, manifest)
         if training["first_step_check"] != "ok":
             say(f"Warning [{arm.name}]: {training['first_step_check']}")
     t = time.perf_counter()
@@ -212,7 +211,7 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
 
     def add_files(metrics, work: Path, run_manifest: dict[str, Any]) -> None:
         beside = {**manifest, "run": str(config.run_dir)}
-        _write_json(work / MANIFEST, beside)
+        _write_manifest(work / MANIFEST, beside)
         verdicts.extend(_write_report(work, config.run_dir, run_manifest, audits, beside))
 
     run(eval_config, progress=progress, extra_files=add_files,
@@ -221,7 +220,7 @@ def intervene(config: InterventionConfig, *, progress: bool = True, say=print) -
     manifest["seconds"] = {"evaluation": round(time.perf_counter() - t, 2),
                            "total": round(time.perf_counter() - started, 2)}
     manifest["run"] = str(config.run_dir)
-    _write_json(config.output / MANIFEST, manifest)
+    _write_manifest(config.output / MANIFEST, manifest)
     shutil.copyfile(config.run_dir / REPORT, config.output / REPORT)
     return InterventionSummary(config.output, outcomes, config.run_dir, manifest["seconds"], verdicts)
 
@@ -230,12 +229,6 @@ def _adapter_spec(config: InterventionConfig, arm: str):
     from globalign.models.resolve import ModelSpec
 
     return ModelSpec(str(config.adapter_dir(arm)), dtype=config.base.dtype)
-
-
-def _write_losses(path: Path, losses: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in losses), "utf-8")
-    os.replace(tmp, path)
 
 
 def _write_report(work: Path, name: Path, run_manifest: dict[str, Any], audits: Sequence[Path],

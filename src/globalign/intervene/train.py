@@ -30,6 +30,7 @@ from globalign.models.adapter import write_adapter_sidecar
 from globalign.models.resolve import LocatedModel
 from globalign.models.tokenization import split_candidates
 from globalign.requests import Prompt, ScoreRequest
+from globalign.store.atomic import write_json_atomically
 from globalign.threads import cpu_threads
 
 # Bumped whenever training code changes what an adapter learns (tokenisation, example order, defaults
@@ -250,12 +251,6 @@ def planned_steps(n_examples: int, recipe: Recipe) -> int:
     return max(1, math.ceil(per_epoch * recipe.epochs))
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", "utf-8")
-    os.replace(tmp, path)  # atomic: the file's presence means the run finished
-
-
 def train_adapter(located_base: LocatedModel, mix_file: Path, recipe: Recipe, work_dir: Path,
                   *, threads: int | None = None, progress: bool = True) -> TrainResult:
     """Train a LoRA adapter on `mix_file` (JSONL rows with the Example fields) into `work_dir/adapter`;
@@ -324,7 +319,7 @@ def train_adapter(located_base: LocatedModel, mix_file: Path, recipe: Recipe, wo
     warning = first_step_warning(result, recipe.method)
     if warning:
         warnings.warn(f"{spec.name}: {warning}", stacklevel=2)
-    _write_json_atomic(result_path, result.to_json())
+    write_json_atomically(result_path, result.to_json(), indent=1, sort_keys=True)  # its presence means done
     base.close()
     return result
 

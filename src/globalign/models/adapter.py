@@ -10,7 +10,6 @@ merged copy made once in the cache (`merged_model`); a served model (openai) can
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from globalign.errors import GlobalignError, first_line
 from globalign.models.gguf_convert import MARKER, built_beside
 from globalign.paths import cache_dir
+from globalign.store.atomic import write_json_atomically
 
 if TYPE_CHECKING:
     from globalign.models.resolve import LocatedModel
@@ -41,10 +41,7 @@ def write_adapter_sidecar(folder: Path, base: str) -> None:
     """Write `folder/globalign-adapter.json` naming the adapter's base as a model id that `run` accepts."""
     if not base:
         raise GlobalignError(f"adapter {folder}: the base model id is empty")
-    target = folder / SIDECAR
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"base": base}, indent=2) + "\n", "utf-8")
-    os.replace(tmp, target)  # a killed writer never leaves half a sidecar
+    write_json_atomically(folder / SIDECAR, {"base": base})  # a killed writer never leaves half a sidecar
 
 
 def adapter_base(folder: Path) -> tuple[str, str]:
