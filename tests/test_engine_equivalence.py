@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from score_checks import assert_same_scores
 
 from globalign.data.global_opinions import load_global_opinions
 from globalign.data.reward_probe import load_where_from_countries
@@ -48,17 +49,6 @@ def test_shared_prompt_scores_equal_naive_full_passes(model, data_dir):
                 assert abs(a.nll_mean - b.nll_mean) < TOLERANCE_NATS
 
 
-def _assert_equal_to_naive(shared, naive):
-    worst = 0.0
-    for row_shared, row_naive in zip(shared, naive, strict=True):
-        for a, b in zip(row_shared, row_naive, strict=True):
-            assert (a.n_tokens, a.boundary_merge) == (b.n_tokens, b.boundary_merge)
-            if a.n_tokens:
-                worst = max(worst, abs(a.nll_mean - b.nll_mean))
-    assert worst < TOLERANCE_NATS
-    return worst
-
-
 def test_one_call_packs_chat_prompts_merges_long_prompts_and_split_rows_like_naive(model, data_dir, monkeypatch):
     # A small logits budget: the 40-country prompt's candidates split over several rows (each repeating
     # the prompt) and batches are cut by the read limit, as for long candidate lists on a large vocabulary.
@@ -79,7 +69,7 @@ def test_one_call_packs_chat_prompts_merges_long_prompts_and_split_rows_like_nai
     shared = model.score(requests)
     assert model.scorer.forward_passes - passes < 40  # rows of many prompts share forward passes
     assert any(s.boundary_merge for row in shared for s in row)
-    assert _assert_equal_to_naive(shared, model.score_naive(requests)) < TOLERANCE_NATS
+    assert_same_scores(shared, model.score_naive(requests), TOLERANCE_NATS, per_token=True)
 
 
 def test_empty_continuation_scores_zero_tokens(model):

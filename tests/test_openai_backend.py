@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from openai_server import ModelServer
+from score_checks import assert_same_scores
 
 from globalign.engine.runner import Engine
 from globalign.errors import ConfigError, GlobalignError
@@ -49,18 +50,6 @@ def score_requests(data_dir: Path) -> list[ScoreRequest]:
         ScoreRequest("Which country has the best food? I think", (" Italy", " the United Kingdom", " Côte d'Ivoire")),
         ScoreRequest("The answer is ", ("A", "Bahamas", "")),  # "A" merges across the boundary; "" has no tokens
     ]
-
-
-def assert_same_scores(got, want, tolerance: float = TOLERANCE_NATS) -> float:
-    """Same token counts and merge flags, NLL sums within `tolerance` per candidate; the largest difference."""
-    worst = 0.0
-    for row_got, row_want in zip(got, want, strict=True):
-        for a, b in zip(row_got, row_want, strict=True):
-            assert (a.n_tokens, a.boundary_merge) == (b.n_tokens, b.boundary_merge)
-            if a.n_tokens:
-                worst = max(worst, abs(a.nll_sum - b.nll_sum))
-    assert worst < tolerance, worst
-    return worst
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +128,7 @@ def test_flaky_server_run_finishes_with_each_request_answered_once(hf_model, hf_
         assert again.score(requests) == scores and again.computed == 0
         assert server.posts == posts  # the second engine read everything from the cache
         model.close()
-    worst = assert_same_scores(scores, want)
+    worst = assert_same_scores(scores, want, TOLERANCE_NATS)
     print(f"\n{len(server.answered)} requests in {seconds:.2f} s ({posts / seconds:.2f} HTTP posts/s, "
           f"{len(failures)} retried), max |NLL diff| vs hf {worst:.2e} nats")
 
@@ -155,7 +144,7 @@ def test_server_tokenisation_follows_the_same_rule(hf_model, hf_scores):
         with pytest.raises(GlobalignError, match="tokenizer=<folder or packaged alias>"):
             model.score([ScoreRequest(Prompt.chat("Hi", ""), (" there",))])
         model.close()
-    assert_same_scores(scores, want)
+    assert_same_scores(scores, want, TOLERANCE_NATS)
 
 
 @pytest.mark.slow

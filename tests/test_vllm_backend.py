@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from conftest import in_ci
+from score_checks import assert_same_scores
 
 from globalign.cli import main
 from globalign.data.global_opinions import load_global_opinions
@@ -215,15 +216,10 @@ def test_scores_equal_the_hf_backends(models, data_dir):
     if not hf.has_chat_template:
         requests = [r for r in requests if not r.prompt.is_chat]
     ours, theirs = vllm.score(requests), hf.score(requests)
-    worst = 0.0
-    for request, row_ours, row_theirs in zip(requests, ours, theirs, strict=True):
-        assert len(row_ours) == len(request.continuations)
-        for a, b in zip(row_ours, row_theirs, strict=True):
-            assert (a.n_tokens, a.boundary_merge) == (b.n_tokens, b.boundary_merge)
-            worst = max(worst, abs(a.nll_sum - b.nll_sum))
+    assert [len(row) for row in ours] == [len(r.continuations) for r in requests]
+    worst = assert_same_scores(ours, theirs, TOLERANCE_NATS)
     n = sum(len(r.continuations) for r in requests)
     print(f"\n{hf.info.name}: {n} candidates, max |vllm - hf| = {worst:.2e} nats")
-    assert worst < TOLERANCE_NATS
     cached = requests[:4]
     vllm.generate([GenerateRequest(r.prompt, 1) for r in cached])
     assert vllm.score(cached) == ours[:4]
