@@ -491,16 +491,8 @@ def cmd_intervene(args: argparse.Namespace) -> int:
         return 0
     from globalign.intervene.run import intervene
 
-    summary = intervene(config, progress=not args.quiet)
-    for arm in summary.arms:
-        training = arm.training
-        last = training["final_loss"]
-        losses = f"{training['first_step_loss']:.3f} -> {last:.3f}" if last is not None else "not logged"
-        print(f"arm {arm.name}: {arm.mix['n']} examples, {training['steps']} steps, loss {losses}"
-              f"{' (adapter reused)' if training['reused'] else ''}; adapter {arm.adapter}")
-    for line in summary.verdicts[:12]:
-        print(one_line(line))
-    print(f"wrote {summary.output}/ (intervention.json, arms/, adapters/, run/, report.html) in {summary.seconds['total']:.0f} s")
+    for line in intervene(config, progress=not args.quiet).headline():
+        print(one_line(line))  # verdicts name models and groups from the data
     return 0
 
 

@@ -70,6 +70,19 @@ class InterventionSummary:
     seconds: dict[str, float]
     verdicts: list[str]
 
+    def headline(self, max_verdicts: int = 12) -> list[str]:
+        """What the command prints at the end: each arm's training, the verdicts, where the folder is."""
+        lines = []
+        for arm in self.arms:
+            training, last = arm.training, arm.training["final_loss"]
+            losses = f"{training['first_step_loss']:.3f} -> {last:.3f}" if last is not None else "not logged"
+            lines.append(f"arm {arm.name}: {arm.mix['n']} examples, {training['steps']} steps, loss {losses}"
+                         f"{' (adapter reused)' if training['reused'] else ''}; adapter {arm.adapter}")
+        lines += self.verdicts[:max_verdicts]
+        lines.append(f"wrote {self.output}/ (intervention.json, arms/, adapters/, run/, report.html) in "
+                     f"{self.seconds['total']:.0f} s")
+        return lines
+
 
 def config_digest(config: InterventionConfig) -> str:
     """What decides the results: the config as written, less where it is written and how many threads, hashed."""
